@@ -1,0 +1,61 @@
+"""BaseDataset and the load-time transforms selected by --preprocess, --load_size, --crop_size and --no_flip."""
+import random
+from abc import ABC, abstractmethod
+
+import torch.utils.data as data
+import torchvision.transforms as transforms
+from PIL import Image
+
+
+class BaseDataset(data.Dataset, ABC):
+    """Subclasses implement __len__ and __getitem__, and may add options in modify_commandline_options."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.root = opt.dataroot
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        return parser
+
+    @abstractmethod
+    def __len__(self):
+        """Number of items."""
+
+    @abstractmethod
+    def __getitem__(self, index):
+        """A dict with the image tensors and their paths."""
+
+
+def get_transform(opt, method=Image.BICUBIC, crop=True, flip=True):
+    """PIL image -> tensor in [-1, 1]: resize / scale-width, random crop and random flip as the options ask."""
+    steps = []
+    if 'resize' in opt.preprocess:
+        steps.append(transforms.Resize([opt.load_size, opt.load_size], method))
+    elif 'scale_width' in opt.preprocess:
+        steps.append(transforms.Lambda(lambda img: scale_width(img, opt.load_size, opt.crop_size, method)))
+    if crop and 'crop' in opt.preprocess:
+        steps.append(transforms.Lambda(lambda img: random_crop(img, opt.crop_size)))
+    if flip and not opt.no_flip:
+        steps.append(transforms.RandomHorizontalFlip())
+    steps += [transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]
+    return transforms.Compose(steps)
+
+
+def scale_width(img, target_width, crop_size, method=Image.BICUBIC):
+    """Resize to target_width, keeping the aspect ratio, with a height of at least crop_size."""
+    ow, oh = img.size
+    if ow == target_width and oh >= crop_size:
+        return img
+    return img.resize((target_width, int(max(target_width * oh / ow, crop_size))), method)
+
+
+def random_crop(img, size):
+    """A random size x size crop; an image smaller than that is first enlarged (bicubic) to cover it."""
+    w, h = img.size
+    if w < size or h < size:
+        scale = size / min(w, h)
+        w, h = max(size, round(w * scale)), max(size, round(h * scale))
+        img = img.resize((w, h), Image.BICUBIC)
+    x, y = random.randint(0, w - size), random.randint(0, h - size)
+    return img.crop((x, y, x + size, y + size))

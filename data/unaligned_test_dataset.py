@@ -1,0 +1,54 @@
+"""Test images: <dataroot>/testA, each at its own size; <dataroot>/testB is optional ground truth, never required."""
+import os
+
+import torch
+
+from util.util import UserError
+from .base_dataset import BaseDataset, get_transform
+from .image_folder import IMG_EXTENSIONS, load_rgb, make_dataset
+
+
+class UnalignedTestDataset(BaseDataset):
+    """Items hold 'A' (the image in [-1, 1]), 'A_paths', and 'B_paths': the testB file with the same stem, or ''.
+
+    Images are resized only if --preprocess asks for it (resize_and_crop, scale_width...); with --preprocess none
+    they keep their size exactly (the model pads them internally). An unreadable file yields an item with 'error'.
+    """
+
+    def __init__(self, opt):
+        BaseDataset.__init__(self, opt)
+        self.dir_A = os.path.join(opt.dataroot, opt.phase + 'A')
+        self.A_paths = make_dataset(self.dir_A, opt.max_dataset_size, 'the low-light images to enhance')
+        dir_B = os.path.join(opt.dataroot, opt.phase + 'B')
+        self.B_by_stem = {}
+        if os.path.isdir(dir_B):
+            for name in sorted(os.listdir(dir_B)):
+                if name.lower().endswith(IMG_EXTENSIONS):
+                    self.B_by_stem.setdefault(os.path.splitext(name)[0], os.path.join(dir_B, name))
+        self.transform = get_transform(opt, crop=False, flip=False)
+
+    def __getitem__(self, index):
+        path = self.A_paths[index]
+        item = {'A_paths': path, 'B_paths': self.B_by_stem.get(os.path.splitext(os.path.basename(path))[0], '')}
+        try:
+            item['A'] = self.transform(load_rgb(path))
+        except Exception as exc:
+            item['error'] = '%s: %s' % (exc.__class__.__name__, exc)
+        return item
+
+    def __len__(self):
+        return len(self.A_paths)
+
+    @staticmethod
+    def collate(items):
+        """Stack the readable images of a batch (they must share a size); list the unreadable ones in 'errors'."""
+        good = [item for item in items if 'error' not in item]
+        batch = {'errors': [(item['A_paths'], item['error']) for item in items if 'error' in item],
+                 'A_paths': [item['A_paths'] for item in good], 'B_paths': [item['B_paths'] for item in good]}
+        if good:
+            sizes = {tuple(item['A'].shape) for item in good}
+            if len(sizes) > 1:
+                raise UserError('--batch_size %d: images of different sizes in one batch (%s); use --batch_size 1'
+                                % (len(items), ', '.join(item['A_paths'] for item in good)))
+            batch['A'] = torch.stack([item['A'] for item in good])
+        return batch

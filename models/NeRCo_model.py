@@ -1,0 +1,190 @@
+"""NeRCo: NRN, mask extractor, enhancer / degrader dual loop, and the colour, detail and text-driven discriminators."""
+import itertools
+
+import torch
+
+from util.image_pool import ImagePool
+from . import networks
+from .base_model import BaseModel
+from .discriminators import GANLoss
+from .edge_filter import EdgeFilter
+from .text_discriminator import HIGH, LOW, TextDiscriminator, load_clip
+
+
+class NeRCoModel(BaseModel):
+    """Unpaired low-light enhancement (Yang et al., ICCV 2023). Domain A is low-light, domain B normal-light.
+
+    Inference runs Pre, H and G_A only: fake_B = G_A(cat(real_A, Pre(real_A)) * mask). Training adds the degrader
+    G_B, the image discriminators D_A / D_B, the high-pass discriminators D_A_edge / D_B_edge and the frozen CLIP.
+    """
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train=True):
+        parser.set_defaults(no_dropout=True)
+        if is_train:
+            parser.add_argument('--lambda_A', type=float, default=10.0, help='weight for cycle loss (A -> B -> A)')
+            parser.add_argument('--lambda_B', type=float, default=10.0, help='weight for cycle loss (B -> A -> B)')
+            parser.add_argument('--lambda_identity', type=float, default=0.5,
+                                help='weight of the identity losses, relative to lambda_A / lambda_B')
+        return parser
+
+    def __init__(self, opt):
+        BaseModel.__init__(self, opt)
+        self.loss_names = ['D_A', 'G_A', 'cycle_A', 'idt_A', 'D_B', 'G_B', 'cycle_B', 'idt_B', 'D_A_edge',
+                           'D_B_edge', 'D_A_CLIP', 'D_B_CLIP', 'PreConsis', 'H']
+        if self.isTrain:
+            self.model_names = ['G_A', 'G_B', 'D_A_edge', 'D_B_edge', 'D_A', 'D_B', 'Pre', 'H']
+            self.visual_names = ['real_A', 'pre_A', 'fake_B', 'rec_A', 'real_B', 'fake_A', 'rec_B']
+        else:
+            self.model_names = ['G_A', 'Pre', 'H']
+            self.visual_names = ['real_A', 'fake_B']
+        g_args = (opt.ngf, opt.netG, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain, self.device)
+        self.netG_A = self.wrap(networks.define_G(opt.input_nc * 2, opt.output_nc, *g_args))
+        self.netPre = self.wrap(networks.define_Pre(opt.input_nc, opt.ngf, opt.norm, not opt.no_dropout,
+                                                    opt.init_type, opt.init_gain, self.device))
+        self.netH = self.wrap(networks.define_H(opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout,
+                                                opt.init_type, opt.init_gain, self.device))
+        if not self.isTrain:
+            return
+
+        self.netG_B = self.wrap(networks.define_G(opt.output_nc, opt.input_nc, *g_args))
+        d_args = (opt.ndf, opt.netD, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain, self.device)
+        self.netD_A = self.wrap(networks.define_D(opt.output_nc, *d_args))
+        self.netD_B = self.wrap(networks.define_D(opt.input_nc, *d_args))
+        self.netD_A_edge = self.wrap(networks.define_D(opt.output_nc, *d_args))
+        self.netD_B_edge = self.wrap(networks.define_D(opt.input_nc, *d_args))
+        self.clip_model = load_clip(opt.clip_pretrained, self.device)
+        self.text_discriminator = TextDiscriminator(self.clip_model)
+        self.edge = EdgeFilter(opt.edge_filter, opt.edge_rgb).to(self.device)
+
+        if opt.lambda_identity > 0 and opt.input_nc != opt.output_nc:
+            raise ValueError('--lambda_identity > 0 needs --input_nc == --output_nc')
+        pools = ['fake_A', 'fake_B', 'pre_A', 'fake_A_edge', 'fake_B_edge', 'fake_A_clip', 'fake_B_clip']
+        for name in pools:
+            setattr(self, name + '_pool', ImagePool(opt.pool_size))
+        self.pool_names = [name + '_pool' for name in pools]
+        self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
+        self.criterionCycle = torch.nn.L1Loss()
+        self.criterionIdt = torch.nn.L1Loss()
+        self.optimizer_G = torch.optim.Adam(
+            itertools.chain(self.netPre.parameters(), self.netG_A.parameters(), self.netG_B.parameters(),
+                            self.netH.parameters()), lr=opt.lr, betas=(opt.beta1, 0.999))
+        self.optimizer_D = torch.optim.Adam(
+            itertools.chain(self.netD_A.parameters(), self.netD_B.parameters(), self.netD_A_edge.parameters(),
+                            self.netD_B_edge.parameters()), lr=opt.lr, betas=(opt.beta1, 0.999))
+        self.optimizers = [self.optimizer_G, self.optimizer_D]
+
+    def set_input(self, input):
+        AtoB = self.opt.direction == 'AtoB'
+        self.real_A = input['A' if AtoB else 'B'].to(self.device)
+        if self.isTrain:
+            self.real_B = input['B' if AtoB else 'A'].to(self.device)
+        self.image_paths = input['A_paths' if AtoB else 'B_paths']
+
+    def enhance(self, real_A):
+        """The inference path: (pre_A, H, mask, fake_B) for low-light images in [-1, 1]."""
+        pre_A = self.netPre(real_A)
+        H, mask = self.netH(real_A)
+        fake_B = self.netG_A(torch.cat((real_A, pre_A), 1) * mask)
+        return pre_A, H, mask, fake_B
+
+    def forward(self):
+        self.pre_A, self.H, self.mask, self.fake_B = self.enhance(self.real_A)
+        if not self.isTrain:
+            return
+        self.rec_A = self.netG_B(self.fake_B)
+        self.fake_A = self.netG_B(self.real_B * self.mask)
+        self.pre_A1 = self.netPre(self.fake_A)
+        self.rec_B = self.netG_A(torch.cat((self.fake_A, self.pre_A1), 1))
+
+    def backward_D_basic(self, netD, real, *fakes):
+        """Half the sum of the real and fake GAN losses, once per fake batch; the real score is computed once."""
+        loss_real = self.criterionGAN(netD(real), True)
+        loss = sum((loss_real + self.criterionGAN(netD(fake.detach()), False)) * 0.5 for fake in fakes)
+        loss.backward()
+        return loss
+
+    def backward_D_A(self):
+        self.loss_D_A = self.backward_D_basic(self.netD_A, self.real_B, self.fake_B_pool.query(self.fake_B))
+        return self.loss_D_A
+
+    def backward_D_B(self):
+        fake_A = self.fake_A_pool.query(self.fake_A)
+        pre_A = self.pre_A_pool.query(self.pre_A)
+        self.loss_D_B = self.backward_D_basic(self.netD_B, self.real_A, fake_A, pre_A)
+        return self.loss_D_B
+
+    def backward_D_A_edge(self):
+        fake_B_edge = self.fake_B_edge_pool.query(self.edge(self.fake_B))
+        self.loss_D_A_edge = self.backward_D_basic(self.netD_A_edge, self.edge(self.real_B), fake_B_edge)
+        return self.loss_D_A_edge
+
+    def backward_D_B_edge(self):
+        fake_A_edge = self.fake_A_edge_pool.query(self.edge(self.fake_A))
+        self.loss_D_B_edge = self.backward_D_basic(self.netD_B_edge, self.edge(self.real_A), fake_A_edge)
+        return self.loss_D_B_edge
+
+    def clip_input(self, pool, images):
+        """What CLIP scores: the official code sends it through an image pool (detached when --pool_size > 0)."""
+        return images if self.opt.paper_clip else pool.query(images)
+
+    def backward_G(self):
+        opt = self.opt
+        gan = self.criterionGAN
+        l1 = self.criterionCycle
+        if opt.lambda_identity > 0:
+            self.idt_A = self.netG_A(torch.cat((self.real_B, self.real_B), 1))
+            self.loss_idt_A = self.criterionIdt(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
+            self.idt_B = self.netG_B(self.real_A)
+            self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
+        else:
+            self.loss_idt_A = self.loss_idt_B = 0
+
+        # The official code evaluates this term twice, once in loss_G_B and once in loss_PreConsis.
+        loss_pre_gan = gan(self.netD_B(self.pre_A), True)
+        self.loss_G_A = gan(self.netD_A(self.fake_B), True)
+        self.loss_G_B = gan(self.netD_B(self.fake_A), True) + loss_pre_gan
+        edge_B, edge_A = (self.edge(self.fake_B), self.edge(self.fake_A)) if opt.paper_edge else (self.fake_B, self.fake_A)
+        self.loss_G_A_edge = gan(self.netD_A_edge(edge_B), True)
+        self.loss_G_B_edge = gan(self.netD_B_edge(edge_A), True)
+        self.loss_cycle_A = l1(self.rec_A, self.real_A) * opt.lambda_A
+        self.loss_cycle_B = l1(self.rec_B, self.real_B) * opt.lambda_B
+        self.loss_PreConsis = l1(self.pre_A, self.real_A) * 4 * opt.lambda_A + loss_pre_gan
+
+        # Mask extractor: bypass, adversarial and self-supervised terms.
+        real_B_minus_H = self.real_B - self.H
+        loss_bypass = (l1(self.fake_B, self.real_A + self.H)
+                       + l1(self.real_B, self.netG_A(torch.cat((real_B_minus_H, real_B_minus_H), 1))))
+        loss_adv = gan(self.netD_A(self.real_A + self.H), True) + gan(self.netD_B(real_B_minus_H), True)
+        H_fake_A, _ = self.netH(self.fake_A)
+        loss_self = l1(self.H, self.fake_B - self.real_A) + l1(self.fake_A, self.real_B - H_fake_A)
+        self.loss_H = loss_bypass + loss_adv + loss_self
+
+        # Text-driven discriminator; the official code routes fake_A through the fake_B pool.
+        text = self.text_discriminator
+        self.loss_D_A_CLIP = (text(self.clip_input(self.fake_B_clip_pool, self.fake_B), HIGH)
+                              + text(self.clip_input(self.fake_B_clip_pool, self.rec_B), HIGH))
+        self.loss_D_B_CLIP = (text(self.clip_input(self.fake_B_clip_pool, self.fake_A), LOW)
+                              + text(self.clip_input(self.fake_A_clip_pool, self.rec_A), LOW))
+
+        self.loss_A = (self.loss_G_A + self.loss_cycle_A + self.loss_idt_A + self.loss_D_A_CLIP * 0.5
+                       + self.loss_G_A_edge * 0.5)
+        self.loss_B = (self.loss_G_B + self.loss_cycle_B + self.loss_idt_B + self.loss_D_B_CLIP * 0.5
+                       + self.loss_G_B_edge * 0.5)
+        self.loss_G = self.loss_A + self.loss_B + self.loss_H * 0.5 + self.loss_PreConsis
+        self.loss_G.backward()
+        return self.loss_G
+
+    def optimize_parameters(self):
+        """One step of the generators (discriminators frozen), then one of the four discriminators."""
+        discriminators = [self.netD_A, self.netD_B, self.netD_A_edge, self.netD_B_edge]
+        self.forward()
+        self.set_requires_grad(discriminators, False)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        loss_G = self.backward_G()
+        self.optimizer_G.step()
+        self.set_requires_grad(discriminators, True)
+        self.optimizer_D.zero_grad(set_to_none=True)
+        loss_D = self.backward_D_A() + self.backward_D_B() + self.backward_D_A_edge() + self.backward_D_B_edge()
+        self.optimizer_D.step()
+        return loss_G + loss_D

@@ -1,0 +1,105 @@
+"""Text-driven appearance discriminator: a frozen CLIP RN50 scores images against "low light" / "high light" prompts."""
+import os
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from util.util import UserError
+
+PROMPTS = ('low light image', 'high light image')
+LOW, HIGH = 0, 1
+CLIP_ARCH = 'RN50-quickgelu'
+OPENAI_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'clip', 'RN50.pt')
+
+
+def _read_state_dict(path):
+    """Weights from OpenAI's TorchScript archive (RN50.pt) or from a plain or wrapped state-dict file."""
+    try:
+        return torch.jit.load(path, map_location='cpu').state_dict()
+    except RuntimeError:
+        pass
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:
+        raise UserError('%s: cannot read CLIP weights (%s); place OpenAI\'s RN50.pt there or pass '
+                        '--clip_pretrained none' % (path, exc.__class__.__name__)) from None
+    state = state.get('state_dict', state)
+    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+
+
+def _download_openai():
+    """Ask open_clip for the OpenAI weights (its cache first); a clear error when they cannot be had."""
+    import open_clip
+    cfg = open_clip.pretrained.get_pretrained_cfg(CLIP_ARCH, 'openai')
+    try:
+        return open_clip.pretrained.download_pretrained(cfg)
+    except Exception as exc:
+        raise UserError('CLIP RN50 weights could not be fetched (%s). Download %s and save it as %s, or pass '
+                        '--clip_pretrained /path/to/RN50.pt (or --clip_pretrained none for a test run with random '
+                        'CLIP weights)' % (exc.__class__.__name__, cfg['url'], OPENAI_CACHE)) from None
+
+
+def load_clip(pretrained='openai', device='cpu'):
+    """A frozen CLIP RN50 (OpenAI layout, float32, eval mode, no gradients).
+
+    pretrained: 'openai' (OpenAI's RN50.pt at ~/.cache/clip if present, else open_clip's source), a file path, or
+    'none' for random weights (tests and offline demos only).
+    """
+    import open_clip
+    model = open_clip.create_model(CLIP_ARCH, pretrained=None)
+    if pretrained == 'none':
+        warnings.warn('--clip_pretrained none: CLIP has RANDOM weights, so the text-driven loss is meaningless; '
+                      'use this only for tests and demos', stacklevel=2)
+    else:
+        if pretrained == 'openai':
+            path = OPENAI_CACHE if os.path.isfile(OPENAI_CACHE) else _download_openai()
+        elif os.path.isfile(pretrained):
+            path = pretrained
+        else:
+            raise UserError('--clip_pretrained %s: no such file; give a path to RN50.pt, or openai, or none'
+                            % pretrained)
+        state = {k: v for k, v in _read_state_dict(path).items()
+                 if k not in ('input_resolution', 'context_length', 'vocab_size')}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise UserError('%s: not CLIP RN50 weights (%s)' % (path, str(exc).splitlines()[0])) from None
+    return model.float().eval().requires_grad_(False).to(device)
+
+
+class TextDiscriminator(nn.Module):
+    """L1 distance between CLIP's softmax over the two prompts and the one-hot target prompt.
+
+    Images in [-1, 1] are resized to 224x224 (bilinear, no antialiasing, as torchvision resized tensors when the
+    official code was written) and, as in the official code, given to CLIP without its mean/std normalisation.
+    The prompts' text features are constant (CLIP is frozen) and computed once.
+    """
+
+    def __init__(self, clip_model):
+        super().__init__()
+        self.clip_model = clip_model
+        self.text_features = None
+
+    def train(self, mode=True):
+        return super().train(False)
+
+    def _text(self, device):
+        if self.text_features is None or self.text_features.device != device:
+            import open_clip
+            tokens = open_clip.get_tokenizer(CLIP_ARCH)(list(PROMPTS)).to(device)
+            with torch.no_grad():
+                self.text_features = F.normalize(self.clip_model.encode_text(tokens), dim=-1)
+        return self.text_features
+
+    def probabilities(self, images):
+        """CLIP's probability of each prompt for each image: shape (N, 2)."""
+        images = F.interpolate(images, size=(224, 224), mode='bilinear', align_corners=False)
+        image_features = F.normalize(self.clip_model.encode_image(images), dim=-1)
+        logits = self.clip_model.logit_scale.exp() * image_features @ self._text(images.device).t()
+        return logits.softmax(dim=-1)
+
+    def forward(self, images, target):
+        probs = self.probabilities(images)
+        return F.l1_loss(probs, F.one_hot(torch.tensor(target, device=probs.device), 2).to(probs.dtype).expand_as(probs))

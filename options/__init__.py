@@ -1,0 +1,1 @@
+"""Command-line options: base (shared), train and test, with the official NeRCo flag names and defaults."""

@@ -1,0 +1,149 @@
+"""Options shared by training and testing; parsing, printing and saving them, and choosing the device."""
+import argparse
+import os
+import sys
+
+import torch
+
+import data
+import models
+from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS
+
+PREPROCESS = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')
+
+
+class BaseOptions:
+    """Defines the shared flags; subclasses add theirs in initialize() and set isTrain."""
+
+    isTrain = False
+
+    def initialize(self, parser):
+        parser.add_argument('--dataroot', required=True,
+                            help='folder with trainA (low-light) and trainB (normal-light) for training, testA for '
+                                 'testing (testB optional: ground truth with the same file names)')
+        parser.add_argument('--name', type=str, default='experiment_name',
+                            help='name of the experiment; checkpoints go to checkpoints_dir/name')
+        parser.add_argument('--gpu_ids', type=str, default='0',
+                            help='GPU ids, e.g. 0 or 0,1,2; -1 for CPU. Without CUDA the run falls back to MPS or CPU')
+        parser.add_argument('--checkpoints_dir', type=str, default='./saves', help='models are saved here')
+        parser.add_argument('--model', type=str, default='NeRCo', help='model class, models/<model>_model.py')
+        parser.add_argument('--dataset_mode', type=str, default='unaligned' if self.isTrain else 'unaligned_test',
+                            help='dataset class, data/<dataset_mode>_dataset.py')
+        parser.add_argument('--input_nc', type=int, default=3, help='# of input image channels')
+        parser.add_argument('--output_nc', type=int, default=3, help='# of output image channels')
+        parser.add_argument('--ngf', type=int, default=64, help='# of generator filters in the first conv layer')
+        parser.add_argument('--ndf', type=int, default=64, help='# of discriminator filters in the first conv layer')
+        parser.add_argument('--netD', type=str, default='basic', choices=DISCRIMINATORS,
+                            help='discriminator: basic (70x70 PatchGAN), n_layers (see --n_layers_D), pixel')
+        parser.add_argument('--netG', type=str, default='resnet_9blocks', choices=GENERATORS,
+                            help='architecture of the enhancer G_A and the degrader G_B')
+        parser.add_argument('--netH', type=str, default='resnet_9blocks',
+                            help='accepted for compatibility; as in the official code it has no effect (H is always '
+                                 'the 3-block attention extractor)')
+        parser.add_argument('--n_layers_D', type=int, default=3, help='only used if netD==n_layers')
+        parser.add_argument('--norm', type=str, default='instance', choices=NORMS, help='normalisation layers')
+        parser.add_argument('--init_type', type=str, default='normal', choices=INIT_TYPES,
+                            help='network initialisation')
+        parser.add_argument('--init_gain', type=float, default=0.02,
+                            help='scaling factor for normal, xavier and orthogonal init')
+        parser.add_argument('--no_dropout', action='store_true', help='no dropout for the generator (NeRCo default)')
+        parser.add_argument('--direction', type=str, default='AtoB', choices=('AtoB', 'BtoA'),
+                            help='AtoB enhances trainA/testA images')
+        parser.add_argument('--serial_batches', action='store_true',
+                            help='take images in order (and pair B with A by index) instead of at random')
+        parser.add_argument('--num_threads', default=4, type=int, help='# of data loading worker processes')
+        parser.add_argument('--batch_size', type=int, default=1, help='input batch size')
+        parser.add_argument('--load_size', type=int, default=512, help='scale images to this size')
+        parser.add_argument('--crop_size', type=int, default=512, help='then crop to this size')
+        parser.add_argument('--max_dataset_size', type=float, default=float('inf'),
+                            help='use at most this many images from each folder')
+        parser.add_argument('--preprocess', type=str, default='resize_and_crop', choices=PREPROCESS,
+                            help='scaling and cropping at load time; at test time every choice keeps each image at '
+                                 'its own size unless it names a resize')
+        parser.add_argument('--no_flip', action='store_true', help='do not flip images for data augmentation')
+        parser.add_argument('--display_winsize', type=int, default=512, help='image width on the HTML pages')
+        parser.add_argument('--epoch', type=str, default='latest',
+                            help='which checkpoint to load: latest, or an epoch number')
+        parser.add_argument('--load_iter', type=int, default=0,
+                            help='if > 0, load the checkpoint saved at this iteration (iter_<load_iter>)')
+        parser.add_argument('--verbose', action='store_true', help='print the networks')
+        parser.add_argument('--suffix', default='', type=str,
+                            help='appended to --name, formatted with the options, e.g. {netG}_size{load_size}')
+        return parser
+
+    def gather_options(self, argv):
+        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = self.initialize(parser)
+        opt, _ = parser.parse_known_args(argv)
+        try:
+            models.get_option_setter(opt.model)(parser, self.isTrain)
+        except ValueError as exc:
+            parser.error(str(exc))
+        opt, _ = parser.parse_known_args(argv)
+        try:
+            data.get_option_setter(opt.dataset_mode)(parser, self.isTrain)
+        except ValueError as exc:
+            parser.error(str(exc))
+        self.parser = parser
+        opt = parser.parse_args(argv)
+        self.check(parser, opt)
+        return opt
+
+    def check(self, parser, opt):
+        """Reject option combinations that cannot work, naming the flag."""
+        for flag in ('batch_size', 'ngf', 'ndf', 'load_size', 'crop_size', 'input_nc', 'output_nc'):
+            if getattr(opt, flag) < 1:
+                parser.error('--%s must be at least 1' % flag)
+
+    def print_options(self, opt):
+        """Print the options (marking those that differ from the default) and save them to
+        checkpoints_dir/name/{phase}_opt.txt."""
+        lines = ['----------------- Options ---------------']
+        for k, v in sorted(vars(opt).items()):
+            default = self.parser.get_default(k)
+            comment = '\t[default: %s]' % default if v != default and default is not None else ''
+            lines.append('{:>25}: {:<30}{}'.format(str(k), str(v), comment))
+        lines.append('----------------- End -------------------')
+        message = '\n'.join(lines)
+        if opt.verbose:
+            print(message)
+        expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        try:
+            os.makedirs(expr_dir, exist_ok=True)
+            with open(os.path.join(expr_dir, '%s_opt.txt' % opt.phase), 'wt') as f:
+                f.write(message + '\n')
+        except OSError as exc:
+            self.parser.error('--checkpoints_dir %s is not writable (%s)' % (opt.checkpoints_dir, exc.strerror))
+
+    def parse(self, argv=None):
+        """Parse argv (sys.argv[1:] when None), print and save the options, choose the device."""
+        opt = self.gather_options(argv)
+        opt.isTrain = self.isTrain
+        if opt.suffix:
+            opt.name = opt.name + '_' + opt.suffix.format(**vars(opt))
+        self.print_options(opt)
+        try:
+            requested = [int(i) for i in opt.gpu_ids.split(',') if int(i) >= 0]
+        except ValueError:
+            self.parser.error('--gpu_ids %s: give comma-separated integers, or -1 for CPU' % opt.gpu_ids)
+        opt.gpu_ids, opt.device = choose_device(requested)
+        self.opt = opt
+        return opt
+
+
+def choose_device(requested):
+    """(gpu_ids, device): CUDA when asked for and present; otherwise MPS if present, else CPU."""
+    if requested and torch.cuda.is_available():
+        missing = [i for i in requested if i >= torch.cuda.device_count()]
+        if missing:
+            raise SystemExit('error: --gpu_ids %s: this machine has %d CUDA device(s)'
+                             % (','.join(map(str, requested)), torch.cuda.device_count()))
+        torch.cuda.set_device(requested[0])
+        return requested, 'cuda:%d' % requested[0]
+    if requested:
+        mps = getattr(torch.backends, 'mps', None)
+        device = 'mps' if mps is not None and mps.is_available() else 'cpu'
+        print('warning: --gpu_ids %s: CUDA is not available, running on %s'
+              % (','.join(map(str, requested)), device), file=sys.stderr)
+        return [], device
+    return [], 'cpu'

@@ -1,0 +1,17 @@
+"""Test options: where results go, which checkpoint, how many images."""
+from .base_options import BaseOptions
+
+
+class TestOptions(BaseOptions):
+    isTrain = False
+
+    def initialize(self, parser):
+        parser = BaseOptions.initialize(self, parser)
+        parser.add_argument('--results_dir', type=str, default='./results/', help='results are saved here')
+        parser.add_argument('--aspect_ratio', type=float, default=1.0,
+                            help='stretch saved images horizontally by this factor (1 keeps them as they are)')
+        parser.add_argument('--phase', type=str, default='test', help='reads <dataroot>/<phase>A')
+        parser.add_argument('--eval', action='store_true', help='put the networks in eval mode')
+        parser.add_argument('--num_test', type=float, default=float('inf'), help='enhance at most this many images')
+        parser.set_defaults(load_size=parser.get_default('crop_size'))
+        return parser

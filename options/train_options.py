@@ -1,0 +1,70 @@
+"""Training options: the official flags (display, saving, schedule, losses) plus NeRCo's CLIP and edge options."""
+from models.discriminators import GAN_MODES
+from models.edge_filter import EDGE_FILTERS, EDGE_RGB
+from models.networks import LR_POLICIES
+from .base_options import BaseOptions
+
+
+class TrainOptions(BaseOptions):
+    isTrain = True
+
+    def initialize(self, parser):
+        parser = BaseOptions.initialize(self, parser)
+        parser.add_argument('--display_freq', type=int, default=59456,
+                            help='show training results on visdom and the HTML page every this many images')
+        parser.add_argument('--display_ncols', type=int, default=4, help='images per row in the visdom panel')
+        parser.add_argument('--display_id', type=int, default=1,
+                            help='visdom window id; 0 disables visdom (it is also skipped, with one warning, when '
+                                 'no server answers or visdom is not installed)')
+        parser.add_argument('--display_server', type=str, default='http://localhost', help='visdom server')
+        parser.add_argument('--display_env', type=str, default='main', help='visdom environment name')
+        parser.add_argument('--display_port', type=int, default=8097, help='visdom port')
+        parser.add_argument('--update_html_freq', type=int, default=1000,
+                            help='also save the displayed results to the HTML page every this many images')
+        parser.add_argument('--print_freq', type=int, default=100, help='log losses every this many images')
+        parser.add_argument('--no_html', action='store_true',
+                            help='do not save intermediate results to checkpoints_dir/name/web/')
+        parser.add_argument('--save_latest_freq', type=int, default=5000,
+                            help='save the latest checkpoint every this many images')
+        parser.add_argument('--save_epoch_freq', type=int, default=5,
+                            help='save a per-epoch checkpoint every this many epochs')
+        parser.add_argument('--save_by_iter', action='store_true', help='name latest checkpoints by iteration')
+        parser.add_argument('--continue_train', action='store_true',
+                            help='resume from the checkpoint named by --epoch / --load_iter')
+        parser.add_argument('--epoch_count', type=int, default=1,
+                            help='first epoch number (set automatically when --continue_train finds saved state)')
+        parser.add_argument('--phase', type=str, default='train', help='reads <dataroot>/<phase>A and <phase>B')
+        parser.add_argument('--n_epochs', type=int, default=100, help='# of epochs at the initial learning rate')
+        parser.add_argument('--n_epochs_decay', type=int, default=200,
+                            help='# of epochs over which the learning rate decays linearly to zero')
+        parser.add_argument('--beta1', type=float, default=0.5, help='momentum term of Adam')
+        parser.add_argument('--lr', type=float, default=2e-4, help='initial learning rate for Adam')
+        parser.add_argument('--gan_mode', type=str, default='lsgan', choices=GAN_MODES,
+                            help='GAN objective (wgangp here is the plain Wasserstein loss, without penalty)')
+        parser.add_argument('--pool_size', type=int, default=50,
+                            help='size of the buffers of generated images; 0 disables them')
+        parser.add_argument('--lr_policy', type=str, default='linear', choices=LR_POLICIES,
+                            help='learning rate policy')
+        parser.add_argument('--lr_decay_iters', type=int, default=50, help='step policy: decay every this many epochs')
+        parser.add_argument('--clip_pretrained', type=str, default='openai',
+                            help='CLIP RN50 weights: openai (~/.cache/clip/RN50.pt if present, else open_clip '
+                                 'fetches them), a path to RN50.pt, or none (random weights: tests and demos only)')
+        parser.add_argument('--edge_filter', type=str, default='sobel', choices=EDGE_FILTERS,
+                            help='high-pass filter for the detail discriminators')
+        parser.add_argument('--edge_rgb', type=str, default='random', choices=EDGE_RGB,
+                            help='how the 1-channel edge map becomes 3 channels: random (official: a fresh random '
+                                 '1x1 convolution per call) or repeat')
+        parser.add_argument('--paper_edge', action='store_true',
+                            help="feed the generators' edge GAN terms the filtered images, as the paper describes "
+                                 '(the official code feeds the raw images)')
+        parser.add_argument('--paper_clip', action='store_true',
+                            help='let the CLIP loss reach the generators, as the paper describes (the official code '
+                                 'routes CLIP inputs through image pools, which detach them when --pool_size > 0)')
+        return parser
+
+    def check(self, parser, opt):
+        BaseOptions.check(self, parser, opt)
+        if 'crop' in opt.preprocess and 'resize' in opt.preprocess and opt.crop_size > opt.load_size:
+            parser.error('--crop_size %d is larger than --load_size %d' % (opt.crop_size, opt.load_size))
+        if opt.crop_size % 4:
+            parser.error('--crop_size %d is not a multiple of 4 (the generators downsample twice)' % opt.crop_size)

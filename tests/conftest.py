@@ -1,0 +1,68 @@
+"""Shared fixtures: a NeRCo model filled with the parity weights, and tiny generated datasets."""
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'fixtures'))
+
+from fill import fill_state_dict  # noqa: E402
+from models import create_model  # noqa: E402
+from options.train_options import TrainOptions  # noqa: E402
+
+FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'official_nerco')
+NETWORKS = ('G_A', 'G_B', 'Pre', 'H', 'D_A', 'D_B', 'D_A_edge', 'D_B_edge')
+
+
+def train_options(tmp_path, *extra):
+    argv = ['--dataroot', str(tmp_path / 'data'), '--checkpoints_dir', str(tmp_path / 'saves'), '--gpu_ids', '-1',
+            '--clip_pretrained', 'none', '--display_id', '0'] + list(extra)
+    return TrainOptions().parse(argv)
+
+
+def build_model(opt):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return create_model(opt)
+
+
+def fill_model(model):
+    """Load the deterministic parity weights into every network and CLIP."""
+    for name in NETWORKS:
+        net = getattr(model, 'net' + name)
+        net.load_state_dict(fill_state_dict(net.state_dict(), name + '.'))
+    if hasattr(model, 'clip_model'):
+        model.clip_model.load_state_dict(fill_state_dict(model.clip_model.state_dict(), 'clip.'))
+    return model
+
+
+@pytest.fixture(scope='session')
+def manifest():
+    with open(os.path.join(FIXTURES, 'manifest.json')) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope='session')
+def scalars():
+    with open(os.path.join(FIXTURES, 'scalars.json')) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope='session')
+def tensors():
+    with np.load(os.path.join(FIXTURES, 'tensors.npz')) as npz:
+        return {k: torch.from_numpy(npz[k]) for k in npz.files}
+
+
+@pytest.fixture(scope='module')
+def parity_model(tmp_path_factory):
+    """The official parity setting: training defaults, --pool_size 0, CPU, float32, filled weights."""
+    torch.set_grad_enabled(True)
+    opt = train_options(tmp_path_factory.mktemp('parity'), '--pool_size', '0')
+    return fill_model(build_model(opt))

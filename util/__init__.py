@@ -1,0 +1,1 @@
+"""Helpers for images, files, HTML pages and the training display."""
