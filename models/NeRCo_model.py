@@ -2,6 +2,7 @@
 import itertools
 
 import torch
+import torch.nn.functional as F
 
 from util.image_pool import ImagePool
 from . import networks
@@ -9,6 +10,19 @@ from .base_model import BaseModel
 from .discriminators import GANLoss
 from .edge_filter import EdgeFilter
 from .text_discriminator import HIGH, LOW, TextDiscriminator, load_clip
+
+
+def pad_to_multiple(x, multiple=4, minimum=8):
+    """Pad the bottom and right of x so both sides are multiples of `multiple` and at least `minimum` (the
+    generators downsample twice and reflect-pad their bottleneck): reflect where the image is large enough,
+    replicate otherwise."""
+    h, w = x.shape[-2:]
+    pad_h = max(-(-h // multiple) * multiple, minimum) - h
+    pad_w = max(-(-w // multiple) * multiple, minimum) - w
+    if not pad_h and not pad_w:
+        return x
+    mode = 'reflect' if pad_h < h and pad_w < w else 'replicate'
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
 class NeRCoModel(BaseModel):
@@ -82,11 +96,14 @@ class NeRCoModel(BaseModel):
         self.image_paths = input['A_paths' if AtoB else 'B_paths']
 
     def enhance(self, real_A):
-        """The inference path: (pre_A, H, mask, fake_B) for low-light images in [-1, 1]."""
-        pre_A = self.netPre(real_A)
-        H, mask = self.netH(real_A)
-        fake_B = self.netG_A(torch.cat((real_A, pre_A), 1) * mask)
-        return pre_A, H, mask, fake_B
+        """The inference path: (pre_A, H, mask, fake_B) for low-light images in [-1, 1] of any size; an image
+        whose sides are not multiples of 4 is padded for the networks and its outputs cropped back."""
+        h, w = real_A.shape[-2:]
+        x = pad_to_multiple(real_A)
+        pre_A = self.netPre(x)
+        H, mask = self.netH(x)
+        fake_B = self.netG_A(torch.cat((x, pre_A), 1) * mask)
+        return tuple(t[..., :h, :w] for t in (pre_A, H, mask, fake_B))
 
     def forward(self):
         self.pre_A, self.H, self.mask, self.fake_B = self.enhance(self.real_A)

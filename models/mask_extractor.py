@@ -19,8 +19,9 @@ class MaskExtractor(nn.Module):
         blocks = [ResnetBlock(ngf, norm_layer, use_dropout, uses_bias(norm_layer)) for _ in range(n_blocks)]
         self.model = nn.Sequential(*stem(input_nc, ngf, norm_layer), *blocks, nn.ReflectionPad2d(3))
         self.output = nn.Conv2d(ngf, output_nc, 7)
-        self.fc1 = nn.Conv2d(ngf * 2, ngf // 16, 1, bias=False)
-        self.fc2 = nn.Conv2d(ngf // 16, ngf * 2, 1, bias=False)
+        reduced = max(ngf // 16, 1)
+        self.fc1 = nn.Conv2d(ngf * 2, reduced, 1, bias=False)
+        self.fc2 = nn.Conv2d(reduced, ngf * 2, 1, bias=False)
         self.conv_ca = nn.Conv2d(ngf * 2, ngf, 1, bias=False)
         self.conv1 = nn.Conv2d(2, 1, 7, bias=False)
 

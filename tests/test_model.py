@@ -1,0 +1,122 @@
+"""Checkpoints in the official format, clear loading errors, inference at any size, and CPU training steps."""
+import os
+
+import pytest
+import torch
+
+from conftest import FIXTURES, NETWORKS, build_model, fill_model, train_options
+from fill import fill_tensor
+from options.test_options import TestOptions
+from util.util import UserError
+
+
+def write_official_checkpoints(directory, manifest, names=('G_A', 'Pre', 'H'), prefix='', extra=None):
+    """latest_net_<name>.pth files as the official code writes them, filled from manifest.json."""
+    os.makedirs(directory, exist_ok=True)
+    for name in names:
+        state = {prefix + k: fill_tensor(k, shape, prefix=name + '.') for k, shape in manifest[name].items()}
+        state.update((extra or {}).get(name, {}))
+        torch.save(state, os.path.join(directory, 'latest_net_%s.pth' % name))
+
+
+def make_test_options(tmp_path, *extra):
+    argv = ['--dataroot', str(tmp_path / 'data'), '--checkpoints_dir', str(tmp_path / 'saves'), '--name', 'LSRW',
+            '--gpu_ids', '-1'] + list(extra)
+    return TestOptions().parse(argv)
+
+
+def load_test_model(tmp_path, *extra):
+    model = build_model(make_test_options(tmp_path, *extra))
+    model.setup(model.opt)
+    return model
+
+
+def test_official_checkpoints_load_and_reproduce_inference(tmp_path, manifest, tensors):
+    write_official_checkpoints(tmp_path / 'saves' / 'LSRW', manifest)
+    model = load_test_model(tmp_path)
+    assert not hasattr(model, 'clip_model') and not hasattr(model, 'netG_B')
+    with torch.no_grad():
+        fake_B = model.enhance(tensors['infer.real_A'])[3]
+    assert (fake_B - tensors['infer.fake_B']).abs().max().item() < 1e-4
+
+
+def test_module_prefix_and_legacy_instance_norm_keys_are_accepted(tmp_path, manifest, tensors):
+    legacy = {'G_A': {'module.model.2.running_mean': torch.zeros(64), 'module.model.2.running_var': torch.ones(64),
+                      'module.model.2.num_batches_tracked': torch.tensor(0)}}
+    write_official_checkpoints(tmp_path / 'saves' / 'LSRW', manifest, prefix='module.', extra=legacy)
+    model = load_test_model(tmp_path)
+    with torch.no_grad():
+        fake_B = model.enhance(tensors['infer.real_A'])[3]
+    assert (fake_B - tensors['infer.fake_B']).abs().max().item() < 1e-4
+
+
+def test_saved_checkpoints_have_official_names_and_keys(tmp_path, manifest):
+    model = build_model(train_options(tmp_path, '--name', 'run'))
+    model.save_networks('latest')
+    for name in NETWORKS:
+        state = torch.load(tmp_path / 'saves' / 'run' / ('latest_net_%s.pth' % name), weights_only=True)
+        assert {k: list(v.shape) for k, v in state.items()} == manifest[name]
+    assert not [f for f in os.listdir(tmp_path / 'saves' / 'run') if f.endswith('.tmp')]
+
+
+def test_wrong_shape_names_file_key_and_option(tmp_path, manifest):
+    write_official_checkpoints(tmp_path / 'saves' / 'LSRW', manifest)
+    with pytest.raises(UserError) as err:
+        load_test_model(tmp_path, '--ngf', '32')
+    message = str(err.value)
+    assert 'latest_net_G_A.pth' in message and 'model.1.' in message and '--ngf' in message
+    assert '\n' not in message
+
+
+def test_missing_and_truncated_checkpoints(tmp_path, manifest):
+    write_official_checkpoints(tmp_path / 'saves' / 'LSRW', manifest)
+    with pytest.raises(UserError, match=r'10_net_G_A\.pth: checkpoint not found.*checkpoints here: latest'):
+        load_test_model(tmp_path, '--epoch', '10')
+    path = tmp_path / 'saves' / 'LSRW' / 'latest_net_H.pth'
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(UserError, match=r'latest_net_H\.pth: cannot be read'):
+        load_test_model(tmp_path)
+
+
+@pytest.mark.parametrize('size', [(1, 1), (3, 5), (37, 41), (40, 56)])
+def test_any_input_size_keeps_its_size(tmp_path, size):
+    model = build_model(make_test_options(tmp_path, '--ngf', '8'))
+    with torch.no_grad():
+        outputs = model.enhance(torch.rand(1, 3, *size) * 2 - 1)
+    for out in outputs:
+        assert out.shape[-2:] == size and torch.isfinite(out).all()
+
+
+def test_training_steps_on_cpu(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(train_options(tmp_path, '--ngf', '16', '--ndf', '16', '--crop_size', '32',
+                                      '--load_size', '32', '--pool_size', '2'))
+    watched = {name: [p.detach().clone() for p in getattr(model, 'net' + name).parameters()]
+               for name in ('G_A', 'G_B', 'Pre', 'H', 'D_A', 'D_B_edge')}
+    clip_before = [p.detach().clone() for p in model.clip_model.parameters()]
+    for _ in range(3):
+        model.set_input({'A': torch.rand(1, 3, 32, 32) * 2 - 1, 'B': torch.rand(1, 3, 32, 32) * 2 - 1,
+                         'A_paths': ['a'], 'B_paths': ['b']})
+        total = model.optimize_parameters()
+        assert torch.isfinite(total)
+        for name, value in model.get_current_losses().items():
+            assert value == value and abs(value) != float('inf'), name
+    for name, before in watched.items():
+        after = list(getattr(model, 'net' + name).parameters())
+        assert any(not torch.equal(a, b) for a, b in zip(after, before)), name
+    assert all(torch.equal(a, b) for a, b in zip(model.clip_model.parameters(), clip_before))
+    assert all(p.grad is None for p in model.clip_model.parameters())
+
+
+def test_paper_clip_flag_lets_clip_loss_reach_generators(tmp_path):
+    """With --pool_size > 0 the official routing detaches CLIP's inputs; --paper_clip keeps the gradient."""
+    grads = {}
+    for flag in ([], ['--paper_clip']):
+        torch.manual_seed(0)
+        model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--crop_size', '16', *flag))
+        model.set_input({'A': torch.rand(1, 3, 16, 16) * 2 - 1, 'B': torch.rand(1, 3, 16, 16) * 2 - 1,
+                         'A_paths': ['a'], 'B_paths': ['b']})
+        model.forward()
+        loss = model.text_discriminator(model.clip_input(model.fake_B_clip_pool, model.fake_B), 1)
+        grads[bool(flag)] = loss.requires_grad
+    assert grads == {False: False, True: True}
