@@ -1,5 +1,6 @@
 """Datasets: `--dataset_mode unaligned` finds class UnalignedDataset in data/unaligned_dataset.py."""
 import importlib
+import os
 
 import torch.utils.data
 
@@ -34,10 +35,10 @@ class DataLoader:
     def __init__(self, opt):
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
+        workers = min(int(opt.num_threads), os.cpu_count() or 1, len(self.dataset))
         self.dataloader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=opt.batch_size, shuffle=not opt.serial_batches,
-            num_workers=int(opt.num_threads), collate_fn=getattr(self.dataset, 'collate', None),
-            persistent_workers=int(opt.num_threads) > 0)
+            self.dataset, batch_size=opt.batch_size, shuffle=not opt.serial_batches, num_workers=workers,
+            collate_fn=getattr(self.dataset, 'collate', None), persistent_workers=workers > 0)
 
     def load_data(self):
         return self

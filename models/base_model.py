@@ -3,6 +3,7 @@ import glob
 import os
 import random
 import re
+import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 
@@ -88,12 +89,15 @@ class BaseModel(ABC):
         return self.image_paths
 
     def update_learning_rate(self):
+        """Step every scheduler; NeRCo's train.py does this at the start of each epoch, as the official code does."""
         old_lr = self.optimizers[0].param_groups[0]['lr']
-        for scheduler in self.schedulers:
-            if self.opt.lr_policy == 'plateau':
-                scheduler.step(self.metric)
-            else:
-                scheduler.step()
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='Detected call of `lr_scheduler.step()` before')
+            for scheduler in self.schedulers:
+                if self.opt.lr_policy == 'plateau':
+                    scheduler.step(self.metric)
+                else:
+                    scheduler.step()
         lr = self.optimizers[0].param_groups[0]['lr']
         if lr != old_lr:
             print('learning rate %.7f -> %.7f' % (old_lr, lr))
@@ -139,22 +143,22 @@ class BaseModel(ABC):
             if net is not None:
                 net.requires_grad_(requires_grad)
 
-    def training_state(self, epoch, total_iters):
-        """Everything besides the weights that an exact resume needs."""
-        return {'epoch': epoch, 'total_iters': total_iters,
+    def training_state(self, epoch, total_iters, epoch_done):
+        """Everything besides the weights that a resume needs."""
+        return {'epoch': epoch, 'total_iters': total_iters, 'epoch_done': epoch_done,
                 'optimizers': [o.state_dict() for o in self.optimizers],
                 'schedulers': [s.state_dict() for s in self.schedulers],
                 'rng': {'python': random.getstate(), 'numpy': np.random.get_state(),
                         'torch': torch.get_rng_state(),
                         'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
-    def save_training_state(self, label, epoch, total_iters):
-        atomic_save(self.training_state(epoch, total_iters),
+    def save_training_state(self, label, epoch, total_iters, epoch_done):
+        atomic_save(self.training_state(epoch, total_iters, epoch_done),
                     os.path.join(self.save_dir, '%s_train_state.pth' % label))
 
     def load_training_state(self, label):
-        """Restore optimizers, schedulers and random generators; returns (epoch, total_iters), or None when the
-        run was saved by the official code (weights only)."""
+        """Restore optimizers, schedulers and random generators; returns (epoch, total_iters, epoch_done), or None
+        when the run was saved by the official code (weights only)."""
         path = os.path.join(self.save_dir, '%s_train_state.pth' % label)
         if not os.path.isfile(path):
             return None
@@ -173,7 +177,7 @@ class BaseModel(ABC):
         torch.set_rng_state(rng['torch'].cpu())
         if rng['cuda'] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in rng['cuda']])
-        return state['epoch'], state['total_iters']
+        return state['epoch'], state['total_iters'], state['epoch_done']
 
 
 OPTION_HINTS = {'G_A': '--netG, --ngf or --norm', 'G_B': '--netG, --ngf or --norm', 'Pre': '--ngf or --norm',

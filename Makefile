@@ -1,0 +1,35 @@
+# make demo : install, make a small data set, train briefly on the CPU, enhance the test images (offline)
+# make test : install, run the test suite
+# make visdom : optional live training display
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO := demo
+DEMO_FLAGS := --gpu_ids -1 --name demo --checkpoints_dir $(DEMO)/saves
+
+.PHONY: install test demo visdom clean-demo
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt pytest
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+demo: install
+	$(BIN)/python scripts/make_demo_data.py --out $(DEMO)/dataset
+	$(BIN)/python train.py --dataroot $(DEMO)/dataset $(DEMO_FLAGS) --clip_pretrained none --display_id 0 \
+		--ngf 16 --ndf 16 --load_size 80 --crop_size 64 --n_epochs 40 --n_epochs_decay 20 \
+		--print_freq 3 --display_freq 30 --update_html_freq 30 --save_epoch_freq 20 --num_threads 1
+	$(BIN)/python test.py --dataroot $(DEMO)/dataset $(DEMO_FLAGS) --ngf 16 --preprocess none \
+		--results_dir $(DEMO)/results
+
+visdom: install
+	$(BIN)/pip install -q "setuptools<81"
+	$(BIN)/pip install -q --no-build-isolation visdom==0.2.4
+
+clean-demo:
+	rm -rf $(DEMO)

@@ -1,0 +1,60 @@
+"""Make a small offline demo dataset from scikit-image's bundled photographs.
+
+Low-light versions are simulated (gamma, gain, Poisson-Gaussian noise) into trainA and testA; other photos, at
+normal light, go to trainB (unpaired), and the originals of the test photos to testB (ground truth).
+Usage: python scripts/make_demo_data.py --out demo/dataset
+"""
+import argparse
+import os
+
+import numpy as np
+from PIL import Image
+from skimage import data
+
+TRAIN_LOW = ('astronaut', 'immunohistochemistry', 'motorcycle_left')
+TRAIN_NORMAL = ('chelsea', 'motorcycle_right', 'colorwheel')
+TEST = ('rocket', 'coffee')
+
+
+def photo(name, max_side):
+    if hasattr(data, name):
+        image = getattr(data, name)()
+    else:
+        image = np.asarray(Image.open(os.path.join(data.data_dir, name + '.png')))
+    image = Image.fromarray(image[..., :3])
+    image.thumbnail((max_side, max_side), Image.BICUBIC)
+    return image
+
+
+def darken(image, rng, gamma=2.2, gain=0.25, peak=120.0, read_noise=0.01):
+    """Simulated low light: x -> gain * x^gamma, then shot noise at `peak` photons and Gaussian read noise."""
+    x = np.asarray(image, dtype=np.float64) / 255.0
+    x = gain * x ** gamma
+    x = rng.poisson(x * peak) / peak + rng.normal(0.0, read_noise, x.shape)
+    return Image.fromarray(np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', default='demo/dataset', help='dataset root to create')
+    parser.add_argument('--max_side', type=int, default=256, help='longest side of the demo images')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    folders = {name: os.path.join(args.out, name) for name in ('trainA', 'trainB', 'testA', 'testB')}
+    for folder in folders.values():
+        os.makedirs(folder, exist_ok=True)
+    for name in TRAIN_LOW:
+        darken(photo(name, args.max_side), rng).save(os.path.join(folders['trainA'], name + '.png'))
+    for name in TRAIN_NORMAL:
+        photo(name, args.max_side).save(os.path.join(folders['trainB'], name + '.png'))
+    for name in TEST:
+        image = photo(name, args.max_side)
+        darken(image, rng).save(os.path.join(folders['testA'], name + '.png'))
+        image.save(os.path.join(folders['testB'], name + '.png'))
+    print('demo dataset: %s (%d low-light / %d normal-light training images, %d test images)'
+          % (args.out, len(TRAIN_LOW), len(TRAIN_NORMAL), len(TEST)))
+
+
+if __name__ == '__main__':
+    main()

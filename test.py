@@ -1,0 +1,87 @@
+"""Enhance every image of <dataroot>/testA: python test.py --dataroot ./dataset --name LSRW --preprocess=none
+
+Loads <checkpoints_dir>/<name>/<epoch>_net_{G_A,Pre,H}.pth and writes
+<results_dir>/<name>/test_<epoch>/images/<stem>_fake_B.png (and <stem>_real_A.png) with an index.html showing
+each input beside its output. No testB, no CLIP weights and no GPU are needed.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from data import create_dataset
+from models import create_model
+from options.test_options import TestOptions
+from util.html import HTML
+from util.util import UserError, save_image, tensor2im
+
+
+def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
+    """Save each visual as images/<stem>_<label>.png and add them to the page as one row."""
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    ims, txts = [], []
+    for label, image in visuals.items():
+        array = tensor2im(image)
+        if aspect_ratio != 1.0:
+            h, w = array.shape[:2]
+            array = np.asarray(Image.fromarray(array).resize((int(w * aspect_ratio), h), Image.BICUBIC))
+        name = '%s_%s.png' % (stem, label)
+        save_image(array, os.path.join(webpage.get_image_dir(), name))
+        ims.append('images/' + name)
+        txts.append(label)
+    webpage.add_header(stem)
+    webpage.add_images(ims, txts, ims, width=width)
+
+
+def run(opt):
+    opt.serial_batches = True
+    opt.no_flip = True
+    opt.display_id = -1
+    dataset = create_dataset(opt)
+    model = create_model(opt)
+    model.setup(opt)
+    if opt.eval:
+        model.eval()
+    web_dir = os.path.join(opt.results_dir, opt.name, '%s_%s' % (opt.phase, opt.epoch))
+    if opt.load_iter > 0:
+        web_dir = '%s_iter%d' % (web_dir, opt.load_iter)
+    webpage = HTML(web_dir, 'Experiment = %s, Phase = %s, Epoch = %s' % (opt.name, opt.phase, opt.epoch))
+    total = int(min(len(dataset), opt.num_test))
+    done, skipped = 0, []
+    with tqdm(total=total, desc='enhancing', unit='img', dynamic_ncols=True, file=sys.stdout,
+              mininterval=0.1 if sys.stdout.isatty() else 30) as bar:
+        for data in dataset:
+            for path, error in data['errors']:
+                tqdm.write('skipped %s: %s' % (path, error), file=sys.stderr)
+                skipped.append(path)
+            if 'A' not in data:
+                continue
+            model.set_input(data)
+            model.test()
+            for i, path in enumerate(data['A_paths'][:total - done]):
+                visuals = {label: image[i:i + 1] for label, image in model.get_current_visuals().items()}
+                save_images(webpage, visuals, path, opt.aspect_ratio, opt.display_winsize)
+                done += 1
+                bar.update(1)
+            if done >= total:
+                break
+    page = webpage.save()
+    print('enhanced %d image(s) into %s' % (done, webpage.get_image_dir()))
+    print('results page: %s' % page)
+    if skipped:
+        sys.exit('error: %d image(s) could not be read and were skipped' % len(skipped))
+
+
+def main(argv=None):
+    try:
+        with torch.inference_mode():
+            run(TestOptions().parse(argv))
+    except UserError as exc:
+        sys.exit('error: %s' % exc)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,160 @@
+"""Options, datasets, and train.py -> test.py end to end through the real scripts, with resume and HTML pages."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import ROOT, train_options
+from data import create_dataset
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+
+TINY = ['--gpu_ids', '-1', '--ngf', '8', '--ndf', '8', '--num_threads', '0']
+
+
+def write_image(path, size=(24, 20), mode='RGB', seed=0, **save_args):
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    w, h = size
+    if mode == 'I;16':
+        Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16)).save(path)
+        return
+    image = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    image.convert(mode).save(path, **save_args)
+
+
+def make_dataset_folders(root, n=2, size=(24, 20)):
+    for folder in ('trainA', 'trainB', 'testA'):
+        for i in range(n):
+            write_image(os.path.join(root, folder, 'img%d.png' % i), size, seed=i + hash(folder) % 100)
+    return root
+
+
+def run_script(script, *args):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    return result
+
+
+def test_official_training_flags_are_accepted(tmp_path):
+    opt = train_options(tmp_path, '--name', 'LSRW', '--netG', 'resnet_9blocks', '--netD', 'basic', '--norm',
+                        'instance', '--gan_mode', 'lsgan', '--lambda_A', '10', '--lambda_B', '10',
+                        '--lambda_identity', '0.5', '--pool_size', '50', '--lr_policy', 'linear', '--n_epochs', '100',
+                        '--n_epochs_decay', '200', '--display_freq', '59456', '--save_epoch_freq', '5')
+    assert opt.name == 'LSRW' and opt.no_dropout and opt.load_size == 512 and opt.crop_size == 512
+    assert os.path.isfile(tmp_path / 'saves' / 'LSRW' / 'train_opt.txt')
+
+
+def test_official_test_command_is_accepted(tmp_path):
+    opt = TestOptions().parse(['--dataroot', str(tmp_path), '--name', 'LSRW', '--preprocess=none',
+                               '--checkpoints_dir', str(tmp_path / 'saves')])
+    assert opt.preprocess == 'none' and opt.epoch == 'latest' and opt.results_dir == './results/'
+    assert opt.dataset_mode == 'unaligned_test' and not opt.isTrain
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--netG', 'foo'], "invalid choice: 'foo'"),
+    (['--preprocess', 'bar'], "invalid choice: 'bar'"),
+    (['--crop_size', '600'], '--crop_size 600 is larger than --load_size 512'),
+    (['--crop_size', '126', '--load_size', '130'], 'not a multiple of 4'),
+])
+def test_bad_options_are_rejected_at_parse_time(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        TrainOptions().parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path)] + argv)
+    assert message in capsys.readouterr().err
+
+
+def test_dataset_keeps_odd_sizes_without_testB_and_ignores_other_files(tmp_path):
+    write_image(str(tmp_path / 'testA' / 'odd.png'), (37, 23))
+    write_image(str(tmp_path / 'testA' / 'sub' / 'nested.jpg'), (10, 13))
+    (tmp_path / 'testA' / 'notes.txt').write_text('not an image')
+    (tmp_path / 'testA' / 'Thumbs.db').write_bytes(b'\0\1')
+    opt = TestOptions().parse(['--dataroot', str(tmp_path), '--preprocess', 'none', '--num_threads', '0',
+                               '--checkpoints_dir', str(tmp_path / 'saves')])
+    opt.serial_batches = True
+    items = list(create_dataset(opt))
+    assert [os.path.basename(b['A_paths'][0]) for b in items] == ['odd.png', 'nested.jpg']
+    assert [tuple(b['A'].shape[-2:]) for b in items] == [(23, 37), (13, 10)]
+    assert items[0]['B_paths'] == ['']
+
+
+@pytest.mark.parametrize('mode', ['L', 'RGBA', 'P', 'CMYK', 'I;16'])
+def test_image_modes_become_rgb(tmp_path, mode):
+    from data.image_folder import load_rgb
+    path = str(tmp_path / ('x.tif' if mode == 'CMYK' else 'x.png'))
+    write_image(path, (9, 7), mode)
+    image = load_rgb(path)
+    assert image.mode == 'RGB' and image.size == (9, 7)
+    if mode == 'I;16':
+        assert np.asarray(image).max() > 200
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    path = str(tmp_path / 'rotated.jpg')
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    write_image(path, (30, 10), exif=exif.tobytes())
+    from data.image_folder import load_rgb
+    assert load_rgb(path).size == (10, 30)
+
+
+def referenced_files_exist(page):
+    html = open(page).read()
+    refs = re.findall(r'src="([^"]+)"', html)
+    assert refs, page
+    for ref in refs:
+        assert os.path.isfile(os.path.join(os.path.dirname(page), ref)), ref
+    return refs
+
+
+def test_train_then_test_end_to_end_with_resume(tmp_path):
+    data = make_dataset_folders(str(tmp_path / 'data'))
+    write_image(os.path.join(data, 'testA', 'odd.png'), (27, 18), seed=9)
+    saves = str(tmp_path / 'saves')
+    common = ['--dataroot', data, '--name', 'tiny', '--checkpoints_dir', saves, *TINY]
+    train_args = common + ['--clip_pretrained', 'none', '--display_id', '0', '--load_size', '20', '--crop_size', '16',
+                           '--n_epochs', '1', '--n_epochs_decay', '1', '--print_freq', '1', '--display_freq', '2',
+                           '--update_html_freq', '2', '--save_epoch_freq', '1']
+    first = run_script('train.py', *train_args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run_dir = os.path.join(saves, 'tiny')
+    for name in ('latest_net_G_A.pth', 'latest_net_Pre.pth', 'latest_net_H.pth', '1_net_G_A.pth', '2_net_D_B.pth',
+                 'latest_train_state.pth', 'loss_log.txt', 'train_opt.txt'):
+        assert os.path.isfile(os.path.join(run_dir, name)), name
+    refs = referenced_files_exist(os.path.join(run_dir, 'web', 'index.html'))
+    assert 'epoch002' in refs[0]  # newest first
+    assert '<svg' in open(os.path.join(run_dir, 'web', 'index.html')).read()
+
+    state = torch.load(os.path.join(run_dir, 'latest_train_state.pth'), weights_only=False)
+    assert (state['epoch'], state['total_iters'], state['epoch_done']) == (2, 4, True)
+    resumed = run_script('train.py', *train_args, '--continue_train', '--n_epochs_decay', '2')
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert 'resuming at epoch 3 (4 images seen)' in resumed.stdout
+    assert 'epoch 1/' not in resumed.stdout and 'epoch 3/3' in resumed.stdout
+    state = torch.load(os.path.join(run_dir, 'latest_train_state.pth'), weights_only=False)
+    assert (state['epoch'], state['total_iters']) == (3, 6)
+    assert state['optimizers'][0]['state'], 'optimizer moments were saved'
+
+    results = str(tmp_path / 'results')
+    test = run_script('test.py', *common, '--preprocess', 'none', '--results_dir', results)
+    assert test.returncode == 0, test.stderr[-2000:]
+    images = os.path.join(results, 'tiny', 'test_latest', 'images')
+    for stem in ('img0', 'img1', 'odd'):
+        source = Image.open(os.path.join(data, 'testA', stem + '.png'))
+        for suffix in ('fake_B', 'real_A'):
+            assert Image.open(os.path.join(images, '%s_%s.png' % (stem, suffix))).size == source.size
+    refs = referenced_files_exist(os.path.join(results, 'tiny', 'test_latest', 'index.html'))
+    assert refs[:2] == ['images/img0_real_A.png', 'images/img0_fake_B.png']
+
+
+def test_test_script_reports_missing_folder_in_one_line(tmp_path):
+    result = run_script('test.py', '--dataroot', str(tmp_path / 'nowhere'), '--checkpoints_dir', str(tmp_path),
+                        '--gpu_ids', '-1')
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith('error: ')
+    assert 'testA: folder not found' in result.stderr and 'Traceback' not in result.stderr

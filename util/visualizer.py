@@ -1,0 +1,167 @@
+"""Training display: loss log, the intermediate-results page with a loss chart, and visdom when a server answers."""
+import glob
+import html
+import math
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+
+import numpy as np
+
+from util import html as html_page
+from util.util import save_image, tensor2im
+
+LOG_LINE = re.compile(r'\(epoch: (\d+), iters: (\d+)[^)]*\) (.*)')
+RESULT_NAME = re.compile(r'epoch(\d+)_iter(\d+)_(.+)\.png$')
+COLOURS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22',
+           '#17becf', '#393b79', '#637939', '#8c6d31', '#843c39')
+
+
+def warn(message):
+    print('warning: ' + message, file=sys.stderr)
+
+
+def connect_visdom(opt):
+    """A visdom client when --display_id > 0, visdom is installed and its server answers; otherwise None, with one
+    warning (never a retry loop)."""
+    if opt.display_id <= 0:
+        return None
+    url = '%s:%d' % (opt.display_server, opt.display_port)
+    try:
+        import visdom
+    except ImportError:
+        warn('--display_id %d: visdom is not installed (make visdom installs it); no live display'
+             % opt.display_id)
+        return None
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+    except (urllib.error.URLError, OSError, ValueError):
+        warn('no visdom server answers at %s (start one with python -m visdom.server, or pass --display_id 0); '
+             'training goes on without the live display' % url)
+        return None
+    return visdom.Visdom(server=opt.display_server, port=opt.display_port, env=opt.display_env,
+                         use_incoming_socket=False, raise_exceptions=False)
+
+
+def read_loss_log(path):
+    """[(epoch, iters, {loss: value})] from a loss_log.txt."""
+    history = []
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                match = LOG_LINE.match(line.strip())
+                if match:
+                    values = dict(re.findall(r'(\S+): (\S+)', match.group(3)))
+                    history.append((int(match.group(1)), int(match.group(2)),
+                                    {k: float(v) for k, v in values.items()}))
+    return history
+
+
+def loss_chart_svg(history, width=860, height=320):
+    """An inline SVG line chart of the losses over the logged steps (log scale, one colour per loss)."""
+    if len(history) < 2:
+        return '<p>The loss chart appears after two logged steps.</p>'
+    names = list(history[-1][2])
+    left, right, top, bottom = 50, 170, 10, 30
+    values = [max(v, 1e-4) for _, _, losses in history for v in losses.values()]
+    lo, hi = math.log10(min(values)), math.log10(max(values))
+    hi = hi if hi > lo else lo + 1
+
+    def point(i, v):
+        x = left + (width - left - right) * i / (len(history) - 1)
+        y = top + (height - top - bottom) * (hi - math.log10(max(v, 1e-4))) / (hi - lo)
+        return '%.1f,%.1f' % (x, y)
+
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-size="11">' % (width, height),
+             '<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>'
+             % (left, top, width - left - right, height - top - bottom),
+             '<text x="4" y="%d">%.3g</text><text x="4" y="%d">%.3g</text>'
+             % (top + 10, 10 ** hi, height - bottom, 10 ** lo),
+             '<text x="%d" y="%d">epoch %d .. %d (log scale)</text>'
+             % (left, height - 8, history[0][0], history[-1][0])]
+    for k, name in enumerate(names):
+        colour = COLOURS[k % len(COLOURS)]
+        points = ' '.join(point(i, losses[name]) for i, (_, _, losses) in enumerate(history) if name in losses)
+        parts.append('<polyline fill="none" stroke="%s" points="%s"/>' % (colour, points))
+        parts.append('<text x="%d" y="%d" fill="%s">%s</text>'
+                     % (width - right + 8, top + 12 + 14 * k, colour, html.escape(name)))
+    parts.append('</svg>')
+    return ''.join(parts)
+
+
+class Visualizer:
+    """Writes checkpoints_dir/name/loss_log.txt and the page checkpoints_dir/name/web/index.html (newest results
+    first, loss chart on top), and mirrors both to visdom when it is available."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.name = opt.name
+        self.win_size = opt.display_winsize
+        self.use_html = opt.isTrain and not opt.no_html
+        expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        self.web_dir = os.path.join(expr_dir, 'web')
+        self.img_dir = os.path.join(self.web_dir, 'images')
+        self.log_name = os.path.join(expr_dir, 'loss_log.txt')
+        os.makedirs(self.img_dir, exist_ok=True)
+        with open(self.log_name, 'a') as log_file:
+            log_file.write('================ Training Loss (%s) ================\n' % time.strftime('%c'))
+        self.vis = connect_visdom(opt)
+        self.plot_data = {'X': [], 'Y': [], 'legend': []}
+        self.visual_order = []
+
+    def display_current_results(self, visuals, epoch, total_iters, save_result):
+        """Show the visuals on visdom; with save_result, also save them and rebuild the results page."""
+        images = OrderedDict((label, tensor2im(image)) for label, image in visuals.items())
+        self.visual_order = list(images)
+        if self.vis is not None:
+            stack = [image.transpose([2, 0, 1]) for image in images.values()]
+            self.vis.images(stack, nrow=max(self.opt.display_ncols, 1), win=self.opt.display_id + 1,
+                            opts={'title': self.name + ' images', 'caption': ' '.join(images)})
+        if self.use_html and save_result:
+            for label, image in images.items():
+                save_image(image, os.path.join(self.img_dir, 'epoch%03d_iter%08d_%s.png' % (epoch, total_iters, label)))
+            self.save_page()
+
+    def save_page(self):
+        """Rebuild index.html from the saved images (newest first) and the loss log."""
+        webpage = html_page.HTML(self.web_dir, 'Experiment name = %s' % self.name)
+        webpage.add_header('Losses')
+        webpage.add_raw(loss_chart_svg(read_loss_log(self.log_name)))
+        groups = OrderedDict()
+        for path in sorted(glob.glob(os.path.join(glob.escape(self.img_dir), 'epoch*_iter*_*.png')), reverse=True):
+            match = RESULT_NAME.search(os.path.basename(path))
+            if match:
+                groups.setdefault((int(match.group(1)), int(match.group(2))), []).append(
+                    (match.group(3), os.path.basename(path)))
+        for (epoch, iters), items in sorted(groups.items(), reverse=True):
+            order = {name: i for i, name in enumerate(self.visual_order)}
+            items.sort(key=lambda item: order.get(item[0], len(order)))
+            webpage.add_header('epoch %d, iteration %d' % (epoch, iters))
+            links = ['images/' + filename for _, filename in items]
+            webpage.add_images(links, [label for label, _ in items], links, width=self.win_size)
+        return webpage.save()
+
+    def plot_current_losses(self, epoch, counter_ratio, losses):
+        if self.vis is None:
+            return
+        if not self.plot_data['legend']:
+            self.plot_data['legend'] = list(losses)
+        self.plot_data['X'].append(epoch + counter_ratio)
+        self.plot_data['Y'].append([losses[k] for k in self.plot_data['legend']])
+        n = len(self.plot_data['legend'])
+        self.vis.line(X=np.stack([np.array(self.plot_data['X'])] * n, 1), Y=np.array(self.plot_data['Y']),
+                      win=self.opt.display_id,
+                      opts={'title': self.name + ' loss over time', 'legend': self.plot_data['legend'],
+                            'xlabel': 'epoch', 'ylabel': 'loss'})
+
+    def print_current_losses(self, epoch, iters, losses, t_comp, t_data):
+        """Append one line to loss_log.txt (the official format) and return it."""
+        message = '(epoch: %d, iters: %d, time: %.3f, data: %.3f) ' % (epoch, iters, t_comp, t_data)
+        message += ' '.join('%s: %.3f' % (k, v) for k, v in losses.items())
+        with open(self.log_name, 'a') as log_file:
+            log_file.write(message + '\n')
+        return message
