@@ -28,7 +28,7 @@ def write_image(path, size=(24, 20), mode='RGB', seed=0, **save_args):
     image.convert(mode).save(path, **save_args)
 
 
-def make_dataset_folders(root, n=2, size=(24, 20)):
+def make_dataset_folders(root, n=2, size=(40, 36)):
     for folder in ('trainA', 'trainB', 'testA'):
         for i in range(n):
             write_image(os.path.join(root, folder, 'img%d.png' % i), size, seed=i + hash(folder) % 100)
@@ -117,7 +117,7 @@ def test_train_then_test_end_to_end_with_resume(tmp_path):
     write_image(os.path.join(data, 'testA', 'odd.png'), (27, 18), seed=9)
     saves = str(tmp_path / 'saves')
     common = ['--dataroot', data, '--name', 'tiny', '--checkpoints_dir', saves, *TINY]
-    train_args = common + ['--clip_pretrained', 'none', '--display_id', '0', '--load_size', '20', '--crop_size', '16',
+    train_args = common + ['--clip_pretrained', 'none', '--display_id', '0', '--load_size', '36', '--crop_size', '32',
                            '--n_epochs', '1', '--n_epochs_decay', '1', '--print_freq', '1', '--display_freq', '2',
                            '--update_html_freq', '2', '--save_epoch_freq', '1']
     first = run_script('train.py', *train_args)
