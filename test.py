@@ -6,6 +6,7 @@ each input beside its output. No testB, no CLIP weights and no GPU are needed.
 """
 import os
 import sys
+import tempfile
 
 import numpy as np
 import torch
@@ -40,14 +41,20 @@ def run(opt):
     opt.serial_batches = True
     opt.no_flip = True
     opt.display_id = -1
+    web_dir = os.path.join(opt.results_dir, opt.name, '%s_%s' % (opt.phase, opt.epoch))
+    if opt.load_iter > 0:
+        web_dir = '%s_iter%d' % (web_dir, opt.load_iter)
+    try:
+        os.makedirs(web_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=web_dir):
+            pass
+    except OSError as exc:
+        raise UserError('--results_dir %s is not writable (%s)' % (opt.results_dir, exc.strerror)) from None
     dataset = create_dataset(opt)
     model = create_model(opt)
     model.setup(opt)
     if opt.eval:
         model.eval()
-    web_dir = os.path.join(opt.results_dir, opt.name, '%s_%s' % (opt.phase, opt.epoch))
-    if opt.load_iter > 0:
-        web_dir = '%s_iter%d' % (web_dir, opt.load_iter)
     webpage = HTML(web_dir, 'Experiment = %s, Phase = %s, Epoch = %s' % (opt.name, opt.phase, opt.epoch))
     total = int(min(len(dataset), opt.num_test))
     done, skipped = 0, []

@@ -1,15 +1,23 @@
 """Train NeRCo on unpaired images: python train.py --dataroot ./dataset --name LSRW
 
 <dataroot>/trainA holds low-light images, <dataroot>/trainB normal-light ones. Checkpoints, the loss log and the
-intermediate-results page (web/index.html) go to <checkpoints_dir>/<name>/.
+intermediate-results page (web/index.html) go to <checkpoints_dir>/<name>/. Ctrl-C saves `latest` and stops;
+--continue_train resumes exactly where a run stopped.
 """
+import os
+import random
+import shutil
+import signal
 import sys
 import time
 
+import numpy as np
+import torch
 from tqdm import tqdm
 
 from data import create_dataset
 from models import create_model
+from models.base_model import read_training_state
 from options.train_options import TrainOptions
 from util.util import UserError
 from util.visualizer import Visualizer
@@ -20,72 +28,136 @@ def crossed(total, step, freq):
     return freq > 0 and total // freq > (total - step) // freq
 
 
-def save(model, label, epoch, total_iters, epoch_done):
-    model.save_networks(label)
-    model.save_training_state(label, epoch, total_iters, epoch_done)
+def choose_seed(opt):
+    """--seed, else the seed of the run being continued, else a fresh one; seeds python, numpy and torch."""
+    if opt.seed is None and opt.continue_train:
+        label = 'iter_%d' % opt.load_iter if opt.load_iter > 0 else opt.epoch
+        state = read_training_state(os.path.join(opt.checkpoints_dir, opt.name, '%s_train_state.pth' % label))
+        opt.seed = state['counters']['seed'] if state else None
+    if opt.seed is None:
+        opt.seed = random.SystemRandom().randrange(2 ** 31)
+    random.seed(opt.seed)
+    np.random.seed(opt.seed % 2 ** 32)
+    torch.manual_seed(opt.seed)
+
+
+def check_disk_space(model):
+    """Fail now, not after hours, when the checkpoint folder cannot hold two checkpoints with optimizer state."""
+    n_bytes = sum(p.numel() * p.element_size() for name in model.model_names
+                  for p in getattr(model, 'net' + name).parameters())
+    needed = 2 * 3 * n_bytes
+    free = shutil.disk_usage(model.save_dir).free
+    if free < needed:
+        raise UserError('%s: %d MB free, checkpoints need about %d MB; free some space or choose another '
+                        '--checkpoints_dir' % (model.save_dir, free >> 20, needed >> 20))
+
+
+class StopRequest:
+    """The first Ctrl-C asks the loop to stop after the current iteration; a second one interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self.previous)
+        print('\nstopping after this iteration (Ctrl-C again to abort without saving)', file=sys.stderr)
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
 
 
 def train(opt):
+    choose_seed(opt)
     dataset = create_dataset(opt)
     model = create_model(opt)
     model.setup(opt)
+    check_disk_space(model)
     visualizer = Visualizer(opt)
     last_epoch = opt.n_epochs + opt.n_epochs_decay
-    first_epoch, total_iters, resume_mid_epoch = opt.epoch_count, 0, False
+    counters = {'seed': opt.seed, 'epoch': opt.epoch_count, 'epoch_iter': 0, 'total_iters': 0, 'epoch_done': False}
     if opt.continue_train:
-        resumed = model.load_training_state(model.load_suffix(opt))
-        if resumed is not None:
-            epoch, total_iters, epoch_done = resumed
-            first_epoch, resume_mid_epoch = (epoch + 1, False) if epoch_done else (epoch, True)
-            print('resuming at epoch %d (%d images seen)' % (first_epoch, total_iters))
+        saved = model.load_training_state(model.load_suffix(opt))
+        if saved is not None:
+            counters.update(saved)
+            if counters['epoch_done']:
+                counters.update(epoch=counters['epoch'] + 1, epoch_iter=0, epoch_done=False)
+            print('resuming at epoch %d, image %d (%d images seen)'
+                  % (counters['epoch'], counters['epoch_iter'], counters['total_iters']))
     print('The number of training images = %d' % len(dataset))
 
-    for epoch in range(first_epoch, last_epoch + 1):
-        if not (resume_mid_epoch and epoch == first_epoch):
-            model.update_learning_rate()  # the official code steps the schedule at the start of each epoch
-        epoch_iter = 0
-        bar = tqdm(dataset, total=-(-len(dataset) // opt.batch_size), desc='epoch %d/%d' % (epoch, last_epoch),
-                   unit='it', dynamic_ncols=True, file=sys.stdout,
-                   mininterval=0.1 if sys.stdout.isatty() else 30)
-        iter_data_time = time.time()
-        for data in bar:
-            iter_start_time = time.time()
-            batch = data['A'].shape[0]
-            total_iters += batch
-            epoch_iter += batch
-            model.set_input(data)
-            model.optimize_parameters()
-            if crossed(total_iters, batch, opt.display_freq):
-                model.compute_visuals()
-                visualizer.display_current_results(model.get_current_visuals(), epoch, total_iters,
-                                                   crossed(total_iters, batch, opt.update_html_freq))
-            losses = model.get_current_losses()
-            if crossed(total_iters, batch, opt.print_freq):
-                t_comp = (time.time() - iter_start_time) / batch
-                visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, iter_start_time - iter_data_time)
-                visualizer.plot_current_losses(epoch, epoch_iter / len(dataset), losses)
-            bar.set_postfix({k: '%.3f' % losses[k] for k in ('G_A', 'cycle_A', 'D_A', 'H')}, refresh=False)
-            if crossed(total_iters, batch, opt.save_latest_freq):
-                save(model, 'iter_%d' % total_iters if opt.save_by_iter else 'latest', epoch, total_iters, False)
+    def save(label):
+        model.save_networks(label)
+        model.save_training_state(label, counters)
+
+    with StopRequest() as stop:
+        for epoch in range(counters['epoch'], last_epoch + 1):
+            counters['epoch'] = epoch
+            if counters['epoch_iter'] == 0:
+                model.update_learning_rate()  # the official code steps the schedule at the start of each epoch
+            dataset.set_epoch(epoch, skip=counters['epoch_iter'])
+            bar = tqdm(dataset, total=-(-(len(dataset) - counters['epoch_iter']) // opt.batch_size),
+                       desc='epoch %d/%d' % (epoch, last_epoch), unit='it', dynamic_ncols=True, file=sys.stdout,
+                       mininterval=0.1 if sys.stdout.isatty() else 30)
             iter_data_time = time.time()
-        bar.close()
-        if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
-            save(model, 'latest', epoch, total_iters, True)
-            if epoch % opt.save_epoch_freq == 0:
-                save(model, epoch, epoch, total_iters, True)
-        if visualizer.use_html:
-            visualizer.save_page()
+            for data in bar:
+                iter_start_time = time.time()
+                batch = data['A'].shape[0]
+                model.set_input(data)
+                try:
+                    model.optimize_parameters()
+                except FloatingPointError as exc:
+                    raise UserError('epoch %d, iteration %d: %s; the last checkpoint is kept (--nan_policy skip '
+                                    'skips such steps)' % (epoch, counters['total_iters'] + batch, exc)) from None
+                counters['total_iters'] += batch
+                counters['epoch_iter'] += batch
+                total = counters['total_iters']
+                if crossed(total, batch, opt.display_freq):
+                    model.compute_visuals()
+                    visualizer.display_current_results(model.get_current_visuals(), epoch, total,
+                                                       crossed(total, batch, opt.update_html_freq))
+                losses = model.get_current_losses()
+                if crossed(total, batch, opt.print_freq):
+                    t_comp = (time.time() - iter_start_time) / batch
+                    visualizer.print_current_losses(epoch, counters['epoch_iter'], losses, t_comp,
+                                                    iter_start_time - iter_data_time)
+                    visualizer.plot_current_losses(epoch, counters['epoch_iter'] / len(dataset), losses)
+                bar.set_postfix({k: '%.3f' % losses[k] for k in ('G_A', 'cycle_A', 'D_A', 'H')}, refresh=False)
+                if crossed(total, batch, opt.save_latest_freq):
+                    save('iter_%d' % total if opt.save_by_iter else 'latest')
+                if stop.requested:
+                    bar.close()
+                    save('latest')
+                    print('stopped: saved %s/latest_* at epoch %d, image %d; resume with --continue_train'
+                          % (model.save_dir, epoch, counters['epoch_iter']))
+                    return 130
+                iter_data_time = time.time()
+            bar.close()
+            counters.update(epoch_done=True)
+            if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
+                save('latest')
+                if epoch % opt.save_epoch_freq == 0:
+                    save(epoch)
+            counters.update(epoch_iter=0, epoch_done=False)
+            if visualizer.use_html:
+                visualizer.save_page()
     print('checkpoints: %s' % model.save_dir)
     if visualizer.use_html:
         print('training results page: %s' % visualizer.save_page())
+    return 0
 
 
 def main(argv=None):
     try:
-        train(TrainOptions().parse(argv))
+        return train(TrainOptions().parse(argv))
     except UserError as exc:
-        sys.exit('error: %s' % exc)
+        message = str(exc).strip().splitlines()[-1]
+        sys.exit('error: %s' % message.split('UserError: ', 1)[-1])
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -29,25 +29,46 @@ def create_dataset(opt):
     return DataLoader(opt)
 
 
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields keys (seed, epoch, index): a permutation of the first n indices drawn from (seed, epoch) when
+    shuffling, in order otherwise; the first `skip` keys are left out (to resume in the middle of an epoch)."""
+
+    def __init__(self, n, shuffle, seed):
+        self.n, self.shuffle, self.seed = n, shuffle, seed
+        self.epoch, self.skip = 0, 0
+
+    def __iter__(self):
+        order = range(self.n)
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + self.epoch))
+        return iter([(self.seed, self.epoch, int(i)) for i in order][self.skip:])
+
+    def __len__(self):
+        return self.n - self.skip
+
+
 class DataLoader:
-    """Batches of the dataset, at most --max_dataset_size images per epoch."""
+    """Batches of the dataset, at most --max_dataset_size images per epoch, reproducible from (--seed, epoch)."""
 
     def __init__(self, opt):
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
-        workers = min(int(opt.num_threads), os.cpu_count() or 1, len(self.dataset))
+        n = int(min(len(self.dataset), opt.max_dataset_size))
+        self.sampler = EpochSampler(n, not opt.serial_batches, getattr(opt, 'seed', 0) or 0)
+        workers = min(int(opt.num_threads), os.cpu_count() or 1, n)
         self.dataloader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=opt.batch_size, shuffle=not opt.serial_batches, num_workers=workers,
+            self.dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=workers,
             collate_fn=getattr(self.dataset, 'collate', None), persistent_workers=workers > 0)
+
+    def set_epoch(self, epoch, skip=0):
+        """Draw the order of this epoch; leave out its first `skip` images."""
+        self.sampler.epoch, self.sampler.skip = epoch, skip
 
     def load_data(self):
         return self
 
     def __len__(self):
-        return int(min(len(self.dataset), self.opt.max_dataset_size))
+        return self.sampler.n
 
     def __iter__(self):
-        for i, batch in enumerate(self.dataloader):
-            if i * self.opt.batch_size >= self.opt.max_dataset_size:
-                break
-            yield batch
+        return iter(self.dataloader)

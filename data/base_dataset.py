@@ -28,18 +28,28 @@ class BaseDataset(data.Dataset, ABC):
 
 
 def get_transform(opt, method=Image.BICUBIC, crop=True, flip=True):
-    """PIL image -> tensor in [-1, 1]: resize / scale-width, random crop and random flip as the options ask."""
-    steps = []
-    if 'resize' in opt.preprocess:
-        steps.append(transforms.Resize([opt.load_size, opt.load_size], method))
-    elif 'scale_width' in opt.preprocess:
-        steps.append(transforms.Lambda(lambda img: scale_width(img, opt.load_size, opt.crop_size, method)))
-    if crop and 'crop' in opt.preprocess:
-        steps.append(transforms.Lambda(lambda img: random_crop(img, opt.crop_size)))
-    if flip and not opt.no_flip:
-        steps.append(transforms.RandomHorizontalFlip())
-    steps += [transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]
-    return transforms.Compose(steps)
+    """transform(img, rng) -> tensor in [-1, 1]: resize or scale-width, then a random crop and flip drawn from rng
+    (a random.Random), as --preprocess, --load_size, --crop_size and --no_flip ask."""
+    to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+
+    def transform(img, rng):
+        if 'resize' in opt.preprocess:
+            img = img.resize((opt.load_size, opt.load_size), method)
+        elif 'scale_width' in opt.preprocess:
+            img = scale_width(img, opt.load_size, opt.crop_size, method)
+        if crop and 'crop' in opt.preprocess:
+            img = random_crop(img, opt.crop_size, rng)
+        if flip and not opt.no_flip and rng.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        return to_tensor(img)
+
+    return transform
+
+
+def item_rng(key):
+    """The random generator of one item: keys (seed, epoch, index) from the data loader's sampler make every
+    random choice of an epoch reproducible, whatever the number of workers and wherever a run was resumed."""
+    return random.Random(repr(key))
 
 
 def scale_width(img, target_width, crop_size, method=Image.BICUBIC):
@@ -50,12 +60,12 @@ def scale_width(img, target_width, crop_size, method=Image.BICUBIC):
     return img.resize((target_width, int(max(target_width * oh / ow, crop_size))), method)
 
 
-def random_crop(img, size):
+def random_crop(img, size, rng):
     """A random size x size crop; an image smaller than that is first enlarged (bicubic) to cover it."""
     w, h = img.size
     if w < size or h < size:
         scale = size / min(w, h)
         w, h = max(size, round(w * scale)), max(size, round(h * scale))
         img = img.resize((w, h), Image.BICUBIC)
-    x, y = random.randint(0, w - size), random.randint(0, h - size)
+    x, y = rng.randint(0, w - size), rng.randint(0, h - size)
     return img.crop((x, y, x + size, y + size))

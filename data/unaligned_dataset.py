@@ -1,13 +1,21 @@
 """Unpaired training images: <dataroot>/trainA (low-light) and <dataroot>/trainB (normal-light)."""
 import os
-import random
+import sys
 
-from .base_dataset import BaseDataset, get_transform
+from util.util import UserError
+from .base_dataset import BaseDataset, get_transform, item_rng
 from .image_folder import load_rgb, make_dataset
 
 
+MAX_UNREADABLE = 0.1
+
+
 class UnalignedDataset(BaseDataset):
-    """Each item pairs the index-th A image with a random B image (the index-th with --serial_batches)."""
+    """Each item pairs the index-th A image with a random B image (the index-th with --serial_batches).
+
+    Items are fetched by key (seed, epoch, index): all random choices come from that key. An unreadable image is
+    skipped with a warning (the next image of its folder is used); more than 10% unreadable is an error.
+    """
 
     def __init__(self, opt):
         BaseDataset.__init__(self, opt)
@@ -17,12 +25,32 @@ class UnalignedDataset(BaseDataset):
         self.B_paths = make_dataset(self.dir_B, opt.max_dataset_size, 'the normal-light training images')
         self.transform = get_transform(opt)
 
-    def __getitem__(self, index):
-        A_path = self.A_paths[index % len(self.A_paths)]
-        index_B = index % len(self.B_paths) if self.opt.serial_batches else random.randint(0, len(self.B_paths) - 1)
-        B_path = self.B_paths[index_B]
-        A, B = self.transform(load_rgb(A_path)), self.transform(load_rgb(B_path))
+        self.unreadable = set()
+
+    def __getitem__(self, key):
+        index = key[-1] if isinstance(key, tuple) else key
+        rng = item_rng(key)
+        index_B = index if self.opt.serial_batches else rng.randrange(len(self.B_paths))
+        A, A_path = self.load(self.A_paths, index, rng)
+        B, B_path = self.load(self.B_paths, index_B, rng)
         return {'A': A, 'B': B, 'A_paths': A_path, 'B_paths': B_path}
+
+    def load(self, paths, index, rng):
+        """The transformed image at index (modulo the folder size), or the next readable one."""
+        for step in range(len(paths)):
+            path = paths[(index + step) % len(paths)]
+            if path in self.unreadable:
+                continue
+            try:
+                return self.transform(load_rgb(path), rng), path
+            except Exception as exc:
+                self.unreadable.add(path)
+                print('warning: skipping unreadable image %s (%s: %s)' % (path, exc.__class__.__name__, exc),
+                      file=sys.stderr)
+                if len(self.unreadable) > MAX_UNREADABLE * (len(self.A_paths) + len(self.B_paths)):
+                    raise UserError('%d unreadable images (more than %d%%) in %s and %s; fix or remove them'
+                                    % (len(self.unreadable), MAX_UNREADABLE * 100, self.dir_A, self.dir_B))
+        raise UserError('%s: no readable image' % os.path.dirname(paths[0]))
 
     def __len__(self):
         return max(len(self.A_paths), len(self.B_paths))

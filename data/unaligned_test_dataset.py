@@ -4,7 +4,7 @@ import os
 import torch
 
 from util.util import UserError
-from .base_dataset import BaseDataset, get_transform
+from .base_dataset import BaseDataset, get_transform, item_rng
 from .image_folder import IMG_EXTENSIONS, load_rgb, make_dataset
 
 
@@ -27,11 +27,12 @@ class UnalignedTestDataset(BaseDataset):
                     self.B_by_stem.setdefault(os.path.splitext(name)[0], os.path.join(dir_B, name))
         self.transform = get_transform(opt, crop=False, flip=False)
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        index = key[-1] if isinstance(key, tuple) else key
         path = self.A_paths[index]
         item = {'A_paths': path, 'B_paths': self.B_by_stem.get(os.path.splitext(os.path.basename(path))[0], '')}
         try:
-            item['A'] = self.transform(load_rgb(path))
+            item['A'] = self.transform(load_rgb(path), item_rng(key))
         except Exception as exc:
             item['error'] = '%s: %s' % (exc.__class__.__name__, exc)
         return item

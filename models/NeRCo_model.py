@@ -192,16 +192,39 @@ class NeRCoModel(BaseModel):
         self.loss_G.backward()
         return self.loss_G
 
+    def non_finite_losses(self, names):
+        return [name for name in names if not torch.isfinite(torch.as_tensor(getattr(self, 'loss_' + name)))]
+
+    def check_finite(self, loss, names):
+        """False (the step is to be skipped) or FloatingPointError for a non-finite loss, per --nan_policy."""
+        if torch.isfinite(loss):
+            return True
+        bad = self.non_finite_losses(names) or names
+        if self.opt.nan_policy == 'skip':
+            print('warning: non-finite %s; step skipped (--nan_policy skip)' % ', '.join(bad))
+            return False
+        raise FloatingPointError('non-finite loss: %s' % ', '.join(bad))
+
     def optimize_parameters(self):
-        """One step of the generators (discriminators frozen), then one of the four discriminators."""
+        """One step of the generators (discriminators frozen), then one of the four discriminators. A non-finite
+        loss stops the run or skips the step (--nan_policy) before any weight changes."""
         discriminators = [self.netD_A, self.netD_B, self.netD_A_edge, self.netD_B_edge]
+        g_losses = ['G_A', 'G_B', 'cycle_A', 'cycle_B', 'idt_A', 'idt_B', 'D_A_CLIP', 'D_B_CLIP', 'PreConsis', 'H',
+                    'G_A_edge', 'G_B_edge']
         self.forward()
         self.set_requires_grad(discriminators, False)
         self.optimizer_G.zero_grad(set_to_none=True)
         loss_G = self.backward_G()
+        if not self.check_finite(loss_G, g_losses):
+            self.optimizer_G.zero_grad(set_to_none=True)
+            self.set_requires_grad(discriminators, True)
+            return loss_G
         self.optimizer_G.step()
         self.set_requires_grad(discriminators, True)
         self.optimizer_D.zero_grad(set_to_none=True)
         loss_D = self.backward_D_A() + self.backward_D_B() + self.backward_D_A_edge() + self.backward_D_B_edge()
-        self.optimizer_D.step()
+        if self.check_finite(loss_D, ['D_A', 'D_B', 'D_A_edge', 'D_B_edge']):
+            self.optimizer_D.step()
+        else:
+            self.optimizer_D.zero_grad(set_to_none=True)
         return loss_G + loss_D

@@ -92,7 +92,7 @@ class BaseModel(ABC):
         """Step every scheduler; NeRCo's train.py does this at the start of each epoch, as the official code does."""
         old_lr = self.optimizers[0].param_groups[0]['lr']
         with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='Detected call of `lr_scheduler.step()` before')
+            warnings.filterwarnings('ignore', message=re.escape('Detected call of `lr_scheduler.step()` before'))
             for scheduler in self.schedulers:
                 if self.opt.lr_policy == 'plateau':
                     scheduler.step(self.metric)
@@ -143,41 +143,53 @@ class BaseModel(ABC):
             if net is not None:
                 net.requires_grad_(requires_grad)
 
-    def training_state(self, epoch, total_iters, epoch_done):
-        """Everything besides the weights that a resume needs."""
-        return {'epoch': epoch, 'total_iters': total_iters, 'epoch_done': epoch_done,
+    def training_state(self, counters):
+        """Everything besides the weights that an exact resume needs: counters, optimizers, schedulers, image
+        pools and random generators."""
+        return {'counters': dict(counters),
                 'optimizers': [o.state_dict() for o in self.optimizers],
                 'schedulers': [s.state_dict() for s in self.schedulers],
+                'pools': {name: getattr(self, name).state_dict() for name in getattr(self, 'pool_names', [])},
                 'rng': {'python': random.getstate(), 'numpy': np.random.get_state(),
                         'torch': torch.get_rng_state(),
                         'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
-    def save_training_state(self, label, epoch, total_iters, epoch_done):
-        atomic_save(self.training_state(epoch, total_iters, epoch_done),
-                    os.path.join(self.save_dir, '%s_train_state.pth' % label))
+    def save_training_state(self, label, counters):
+        atomic_save(self.training_state(counters), self.training_state_path(label))
+
+    def training_state_path(self, label):
+        return os.path.join(self.save_dir, '%s_train_state.pth' % label)
 
     def load_training_state(self, label):
-        """Restore optimizers, schedulers and random generators; returns (epoch, total_iters, epoch_done), or None
-        when the run was saved by the official code (weights only)."""
-        path = os.path.join(self.save_dir, '%s_train_state.pth' % label)
-        if not os.path.isfile(path):
+        """Restore optimizers, schedulers, pools and random generators; return the saved counters, or None when
+        the run was saved by the official code (weights only)."""
+        state = read_training_state(self.training_state_path(label))
+        if state is None:
             return None
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as exc:
-            raise UserError('%s: cannot be read (%s); delete it to resume from the weights alone'
-                            % (path, exc.__class__.__name__)) from None
         for optimizer, saved in zip(self.optimizers, state['optimizers']):
             optimizer.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state['schedulers']):
             scheduler.load_state_dict(saved)
+        for name, saved in state['pools'].items():
+            getattr(self, name).load_state_dict(saved, self.device)
         rng = state['rng']
         random.setstate(rng['python'])
         np.random.set_state(rng['numpy'])
         torch.set_rng_state(rng['torch'].cpu())
         if rng['cuda'] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in rng['cuda']])
-        return state['epoch'], state['total_iters'], state['epoch_done']
+        return state['counters']
+
+
+def read_training_state(path):
+    """The saved training state at path, None if there is none; a UserError if it cannot be read."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        return torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as exc:
+        raise UserError('%s: cannot be read (%s); delete it to resume from the weights alone'
+                        % (path, exc.__class__.__name__)) from None
 
 
 OPTION_HINTS = {'G_A': '--netG, --ngf or --norm', 'G_B': '--netG, --ngf or --norm', 'Pre': '--ngf or --norm',

@@ -46,6 +46,11 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--lr_policy', type=str, default='linear', choices=LR_POLICIES,
                             help='learning rate policy')
         parser.add_argument('--lr_decay_iters', type=int, default=50, help='step policy: decay every this many epochs')
+        parser.add_argument('--seed', type=int, default=None,
+                            help='random seed for weights, data order, crops and flips (default: drawn at start and '
+                                 'saved, so --continue_train resumes the same run exactly)')
+        parser.add_argument('--nan_policy', type=str, default='stop', choices=('stop', 'skip'),
+                            help='on a non-finite loss: stop the run (the last checkpoint is kept) or skip the step')
         parser.add_argument('--clip_pretrained', type=str, default='openai',
                             help='CLIP RN50 weights: openai (~/.cache/clip/RN50.pt if present, else open_clip '
                                  'fetches them), a path to RN50.pt, or none (random weights: tests and demos only)')

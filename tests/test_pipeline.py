@@ -130,14 +130,14 @@ def test_train_then_test_end_to_end_with_resume(tmp_path):
     assert 'epoch002' in refs[0]  # newest first
     assert '<svg' in open(os.path.join(run_dir, 'web', 'index.html')).read()
 
-    state = torch.load(os.path.join(run_dir, 'latest_train_state.pth'), weights_only=False)
+    state = torch.load(os.path.join(run_dir, 'latest_train_state.pth'), weights_only=False)['counters']
     assert (state['epoch'], state['total_iters'], state['epoch_done']) == (2, 4, True)
     resumed = run_script('train.py', *train_args, '--continue_train', '--n_epochs_decay', '2')
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert 'resuming at epoch 3 (4 images seen)' in resumed.stdout
+    assert 'resuming at epoch 3, image 0 (4 images seen)' in resumed.stdout
     assert 'epoch 1/' not in resumed.stdout and 'epoch 3/3' in resumed.stdout
     state = torch.load(os.path.join(run_dir, 'latest_train_state.pth'), weights_only=False)
-    assert (state['epoch'], state['total_iters']) == (3, 6)
+    assert (state['counters']['epoch'], state['counters']['total_iters']) == (3, 6)
     assert state['optimizers'][0]['state'], 'optimizer moments were saved'
 
     results = str(tmp_path / 'results')

@@ -1,0 +1,186 @@
+"""Bad input gets one clear line and loses nothing; interrupted runs resume exactly."""
+import collections
+import os
+import signal
+
+import pytest
+import torch
+
+import train as train_script
+from conftest import ROOT, build_model, train_options
+from data import create_dataset
+from models.NeRCo_model import NeRCoModel
+from test_pipeline import TINY, make_dataset_folders, run_script, write_image
+from util.util import UserError
+
+TRAIN = ['--clip_pretrained', 'none', '--display_id', '0', '--load_size', '36', '--crop_size', '32',
+         '--n_epochs', '1', '--n_epochs_decay', '1', '--print_freq', '1', '--save_latest_freq', '1',
+         '--save_epoch_freq', '10', '--no_html', '--seed', '7', '--pool_size', '2']
+
+
+def train_argv(tmp_path, *extra):
+    return ['--dataroot', str(tmp_path / 'data'), '--name', 'run', '--checkpoints_dir', str(tmp_path / 'saves'),
+            *TINY, *TRAIN, *extra]
+
+
+def one_line_error(result):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+    return lines[-1]
+
+
+def test_missing_trainB_is_named(tmp_path):
+    make_dataset_folders(str(tmp_path / 'data'))
+    os.rename(tmp_path / 'data' / 'trainB', tmp_path / 'data' / 'elsewhere')
+    line = one_line_error(run_script('train.py', *train_argv(tmp_path)))
+    assert line.startswith('error: ') and 'trainB: folder not found' in line and 'normal-light' in line
+
+
+def test_folder_without_images_is_named(tmp_path):
+    make_dataset_folders(str(tmp_path / 'data'))
+    for name in os.listdir(tmp_path / 'data' / 'trainA'):
+        os.remove(tmp_path / 'data' / 'trainA' / name)
+    (tmp_path / 'data' / 'trainA' / 'readme.txt').write_text('no images here')
+    line = one_line_error(run_script('train.py', *train_argv(tmp_path)))
+    assert 'trainA: no images found' in line
+
+
+def test_corrupt_test_images_are_skipped_named_and_counted(tmp_path):
+    from test_model import write_official_checkpoints
+    import json
+    data = str(tmp_path / 'data')
+    write_image(os.path.join(data, 'testA', 'good.png'), (20, 12))
+    (tmp_path / 'data' / 'testA' / 'empty.png').write_bytes(b'')
+    write_image(os.path.join(data, 'testA', 'truncated.jpg'), (64, 64))
+    path = tmp_path / 'data' / 'testA' / 'truncated.jpg'
+    path.write_bytes(path.read_bytes()[:200])
+    with open(os.path.join(ROOT, 'tests', 'fixtures', 'official_nerco', 'manifest.json')) as f:
+        write_official_checkpoints(tmp_path / 'saves' / 'LSRW', json.load(f))
+    result = run_script('test.py', '--dataroot', data, '--name', 'LSRW', '--checkpoints_dir', str(tmp_path / 'saves'),
+                        '--results_dir', str(tmp_path / 'results'), '--gpu_ids', '-1', '--preprocess', 'none')
+    line = one_line_error(result)
+    assert line == 'error: 2 image(s) could not be read and were skipped'
+    assert 'empty.png' in result.stderr and 'truncated.jpg' in result.stderr
+    assert os.path.isfile(tmp_path / 'results' / 'LSRW' / 'test_latest' / 'images' / 'good_fake_B.png')
+
+
+def test_training_skips_an_unreadable_image_and_stops_when_too_many(tmp_path, capsys):
+    make_dataset_folders(str(tmp_path / 'data'), n=12)
+    (tmp_path / 'data' / 'trainA' / 'img3.png').write_bytes(b'not a png')
+    opt = train_options(tmp_path, '--crop_size', '32', '--load_size', '36', '--num_threads', '0')
+    loader = create_dataset(opt)
+    dataset = loader.dataset
+    items = [dataset[(0, 1, i)] for i in range(12)]
+    assert all(item['A'].shape == (3, 32, 32) for item in items)
+    assert 'img3.png' in capsys.readouterr().err
+    for i in range(4, 8):
+        (tmp_path / 'data' / 'trainB' / ('img%d.png' % i)).write_bytes(b'')
+    with pytest.raises(UserError, match='unreadable images'):
+        for i in range(12):
+            dataset[(0, 1, i)]
+
+
+def test_unwritable_checkpoints_and_results_dirs_fail_at_start(tmp_path):
+    make_dataset_folders(str(tmp_path / 'data'))
+    blocker = tmp_path / 'file'
+    blocker.write_text('a file, not a folder')
+    line = one_line_error(run_script('train.py', *train_argv(tmp_path), '--checkpoints_dir', str(blocker / 'saves')))
+    assert '--checkpoints_dir' in line and 'not writable' in line
+    line = one_line_error(run_script('test.py', '--dataroot', str(tmp_path / 'data'), '--checkpoints_dir',
+                                     str(tmp_path / 'saves'), '--results_dir', str(blocker / 'r'), '--gpu_ids', '-1'))
+    assert '--results_dir' in line and 'not writable' in line
+
+
+def test_full_disk_fails_at_start(tmp_path, monkeypatch, capsys):
+    make_dataset_folders(str(tmp_path / 'data'))
+    usage = collections.namedtuple('usage', 'total used free')
+    monkeypatch.setattr(train_script.shutil, 'disk_usage', lambda path: usage(10 ** 9, 10 ** 9, 1000))
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path))
+    assert 'MB free, checkpoints need about' in str(exit_info.value)
+    assert not [f for f in os.listdir(tmp_path / 'saves' / 'run') if f.endswith('.pth')]
+
+
+def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--name', 'run'))
+    model.save_networks('latest')
+    path = tmp_path / 'saves' / 'run' / 'latest_net_G_A.pth'
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def dying_save(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        f.truncate(100)
+        raise KeyboardInterrupt  # killed half-way through writing
+
+    with torch.no_grad():
+        for p in model.netG_A.parameters():
+            p.add_(1.0)
+    monkeypatch.setattr(torch, 'save', dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        model.save_networks('latest')
+    monkeypatch.setattr(torch, 'save', real_save)
+    assert path.read_bytes() == before
+    assert not [f for f in os.listdir(path.parent) if f.endswith('.tmp')]
+    torch.load(path, weights_only=True)
+
+
+def final_weights(tmp_path):
+    return {name: torch.load(tmp_path / 'saves' / 'run' / ('latest_net_%s.pth' % name), weights_only=True)
+            for name in ('G_A', 'G_B', 'Pre', 'H', 'D_A', 'D_B_edge')}
+
+
+def test_ctrl_c_then_continue_train_equals_one_uninterrupted_run(tmp_path, monkeypatch):
+    make_dataset_folders(str(tmp_path / 'one' / 'data'))
+    make_dataset_folders(str(tmp_path / 'two' / 'data'))
+    assert train_script.main(train_argv(tmp_path / 'one')) == 0
+    uninterrupted = final_weights(tmp_path / 'one')
+
+    real_step = NeRCoModel.optimize_parameters
+    calls = []
+
+    def step_then_ctrl_c(self):
+        result = real_step(self)
+        calls.append(1)
+        if len(calls) == 3:  # the first iteration of epoch 2
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(NeRCoModel, 'optimize_parameters', step_then_ctrl_c)
+    assert train_script.main(train_argv(tmp_path / 'two')) == 130
+    monkeypatch.setattr(NeRCoModel, 'optimize_parameters', real_step)
+    state = torch.load(tmp_path / 'two' / 'saves' / 'run' / 'latest_train_state.pth', weights_only=False)
+    assert (state['counters']['epoch'], state['counters']['epoch_iter']) == (2, 1)
+    argv = [a for a in train_argv(tmp_path / 'two') if a not in ('--seed', '7')]
+    assert train_script.main(argv + ['--continue_train']) == 0
+    resumed = final_weights(tmp_path / 'two')
+    for name, state in uninterrupted.items():
+        for key, value in state.items():
+            assert torch.equal(value, resumed[name][key]), (name, key)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    make_dataset_folders(str(tmp_path / 'data'))
+    real_forward = NeRCoModel.forward
+    calls = []
+
+    def forward_nan_on_second_call(self):
+        real_forward(self)
+        calls.append(1)
+        if len(calls) == 2:
+            self.fake_B = self.fake_B * float('nan')
+
+    monkeypatch.setattr(NeRCoModel, 'forward', forward_nan_on_second_call)
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path))
+    message = str(exit_info.value)
+    assert message.startswith('error: epoch 1, iteration 2: non-finite loss: G_A') and '\n' not in message
+    state = torch.load(tmp_path / 'saves' / 'run' / 'latest_train_state.pth', weights_only=False)
+    assert state['counters']['total_iters'] == 1
+    weights = final_weights(tmp_path)
+    assert all(torch.isfinite(v).all() for net in weights.values() for v in net.values() if v.is_floating_point())
+
+    calls.clear()
+    assert train_script.main(train_argv(tmp_path, '--nan_policy', 'skip', '--name', 'skip')) == 0
+    skipped = torch.load(tmp_path / 'saves' / 'skip' / 'latest_net_G_A.pth', weights_only=True)
+    assert all(torch.isfinite(v).all() for v in skipped.values())
