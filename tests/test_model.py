@@ -120,3 +120,31 @@ def test_paper_clip_flag_lets_clip_loss_reach_generators(tmp_path):
         loss = model.text_discriminator(model.clip_input(model.fake_B_clip_pool, model.fake_B), 1)
         grads[bool(flag)] = loss.requires_grad
     assert grads == {False: False, True: True}
+
+
+def test_clip_weights_from_a_file_and_a_clear_error_when_unavailable(tmp_path, monkeypatch):
+    import open_clip
+    from models import text_discriminator
+    random_clip = text_discriminator.load_clip('none')
+    state = {'module.' + k: v for k, v in fill_state_dict_of(random_clip).items()}
+    torch.save({'state_dict': state}, tmp_path / 'RN50.pt')
+    loaded = text_discriminator.load_clip(str(tmp_path / 'RN50.pt'))
+    assert torch.equal(loaded.state_dict()['visual.conv1.weight'], state['module.visual.conv1.weight'])
+    assert not any(p.requires_grad for p in loaded.parameters())
+
+    def offline(*args, **kwargs):
+        raise OSError('network unreachable')
+
+    monkeypatch.setattr(text_discriminator, 'OPENAI_CACHE', str(tmp_path / 'cache' / 'RN50.pt'))
+    monkeypatch.setattr(open_clip.pretrained, 'download_pretrained', offline)
+    with pytest.raises(UserError) as err:
+        text_discriminator.load_clip('openai')
+    message = str(err.value)
+    assert 'RN50.pt' in message and str(tmp_path / 'cache' / 'RN50.pt') in message and '--clip_pretrained' in message
+    with pytest.raises(UserError, match='no such file'):
+        text_discriminator.load_clip(str(tmp_path / 'missing.pt'))
+
+
+def fill_state_dict_of(net):
+    from fill import fill_state_dict
+    return fill_state_dict(net.state_dict(), 'clip.')
