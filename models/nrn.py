@@ -16,6 +16,7 @@ from .generators import resnet_trunk
 
 HIDDEN = (256, 256, 256)
 FREQUENCIES = 8
+CHUNK_PIXELS = 1 << 16
 
 
 def make_coord(h, w, device):
@@ -62,16 +63,26 @@ class ImplicitDecoder(nn.Module):
         coord_dim = 2 + 2 * 2 * FREQUENCIES
         self.imnet = MLP(feat_dim * 9 + coord_dim + 2, out_dim)
 
-    def forward(self, feat):
-        """The query as convolutions: the coordinate inputs are zero, the cell input folds into the first bias."""
+    def forward(self, feat, chunk_pixels=CHUNK_PIXELS):
+        """The query as convolutions: the coordinate inputs are zero, the cell input folds into the first bias.
+        Large images are decoded in bands of rows (about chunk_pixels each) to bound the memory of the 256-channel
+        hidden layers; the result is the same."""
         h, w = feat.shape[-2:]
-        first, *rest = self.imnet.layers
-        n_feat = self.feat_dim * 9
-        weight = first.weight[:, :n_feat].reshape(-1, self.feat_dim, 3, 3)
+        first = self.imnet.layers[0]
+        weight = first.weight[:, :self.feat_dim * 9].reshape(-1, self.feat_dim, 3, 3)
         bias = torch.addmv(first.bias, first.weight[:, -2:], cell_size(h, w, feat.device).to(first.weight.dtype))
-        x = F.conv2d(feat, weight, bias, padding=1)
-        for layer in rest:
-            x = F.relu(x) if isinstance(layer, nn.ReLU) else F.conv2d(x, layer.weight[:, :, None, None], layer.bias)
+        padded = F.pad(feat, (1, 1, 1, 1))
+        rows = max(1, chunk_pixels // w)
+        bands = [self.decode(padded[:, :, top:top + rows + 2], weight, bias) for top in range(0, h, rows)]
+        return bands[0] if len(bands) == 1 else torch.cat(bands, dim=2)
+
+    def decode(self, padded, weight, bias):
+        x = F.conv2d(padded, weight, bias)
+        for layer in self.imnet.layers[1:]:
+            if isinstance(layer, nn.ReLU):
+                x = F.relu(x, inplace=True)  # conv2d's backward does not need its output
+            else:
+                x = F.conv2d(x, layer.weight[:, :, None, None], layer.bias)
         return x
 
     def query_literal(self, feat):

@@ -78,6 +78,9 @@ def test_literal_nrn_query_matches_official_and_conv_rewrite(parity_model, tenso
         finally:
             pre.literal = False
     assert (literal - rewrite).abs().max().item() < 1e-5
+    with torch.no_grad():
+        banded = pre.mlp(feat, chunk_pixels=3 * feat.shape[-1])
+    assert (banded - rewrite).abs().max().item() < 1e-6
     assert_close('infer.pre_A (literal)', literal_pre_A, tensors['infer.pre_A'])
 
 

@@ -1,0 +1,117 @@
+"""Measure NeRCo's speed and peak memory: inference (Pre, H, G_A) and full training steps.
+
+Each measurement runs in a fresh process (so peak RSS is its own) and prints one JSON line with mode, device,
+dtype, height, width, batch, repeats, median_s, min_s, max_s, peak_mem_mb (peak RSS on CPU, peak allocated
+GPU memory on CUDA). Weights are random and CLIP is random (--clip_pretrained none): speed does not depend on them.
+
+    python scripts/benchmark.py --mode infer --height 400 --width 600
+    python scripts/benchmark.py --mode train --height 128 --width 128 --repeats 3
+    python scripts/benchmark.py --mode infer --literal-nrn        # the NRN's literal LIIF query, for comparison
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--mode', nargs='+', default=['infer'], choices=('infer', 'train'))
+    parser.add_argument('--device', default='cpu', help='cpu, cuda or mps')
+    parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16', 'float16'),
+                        help='float32, or the autocast dtype (--amp)')
+    parser.add_argument('--height', type=int, default=400)
+    parser.add_argument('--width', type=int, default=600)
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--ngf', type=int, default=64)
+    parser.add_argument('--literal-nrn', action='store_true', help="time the NRN's literal query path")
+    parser.add_argument('--one', action='store_true', help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def build(args, mode, workdir):
+    sys.path.insert(0, ROOT)
+    from models import create_model
+    from options.test_options import TestOptions
+    from options.train_options import TrainOptions
+    gpu = '0' if args.device == 'cuda' else '-1'
+    argv = ['--dataroot', workdir, '--checkpoints_dir', workdir, '--gpu_ids', gpu, '--ngf', str(args.ngf)]
+    if mode == 'train':
+        argv += ['--clip_pretrained', 'none', '--display_id', '0', '--crop_size', str(args.height),
+                 '--load_size', str(args.height)]
+        opt = TrainOptions().parse(argv)
+    else:
+        opt = TestOptions().parse(argv)
+    if args.device == 'mps':
+        opt.device = 'mps'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = create_model(opt)
+    model.netPre.literal = args.literal_nrn
+    return model
+
+
+def measure(args, mode):
+    import torch
+    with tempfile.TemporaryDirectory() as workdir:
+        model = build(args, mode, workdir)
+        device = model.device
+        shape = (args.batch, 3, args.height, args.width)
+        real_A = torch.rand(shape, device=device) * 2 - 1
+        real_B = torch.rand(shape, device=device) * 2 - 1
+        autocast = torch.autocast(device.type, dtype=getattr(torch, args.dtype), enabled=args.dtype != 'float32')
+
+        def run():
+            if mode == 'infer':
+                with torch.inference_mode(), autocast:
+                    model.enhance(real_A)
+            else:
+                model.set_input({'A': real_A, 'B': real_B, 'A_paths': [''], 'B_paths': ['']})
+                with autocast:
+                    model.optimize_parameters()
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+
+        for _ in range(args.warmup):
+            run()
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        if device.type == 'cuda':
+            peak = torch.cuda.max_memory_allocated() / 2 ** 20
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {'mode': mode, 'device': str(device), 'dtype': args.dtype, 'height': args.height, 'width': args.width,
+            'batch': args.batch, 'repeats': args.repeats, 'median_s': round(statistics.median(times), 4),
+            'min_s': round(min(times), 4), 'max_s': round(max(times), 4), 'peak_mem_mb': round(peak, 1),
+            'literal_nrn': args.literal_nrn, 'threads': torch.get_num_threads()}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(args, args.mode[0])), flush=True)
+        return
+    rest = [a for a in argv if a not in args.mode]
+    rest = [a for i, a in enumerate(rest) if not (a == '--mode')]
+    for mode in args.mode:
+        subprocess.run([sys.executable, os.path.abspath(__file__), '--one', '--mode', mode, *rest], check=True)
+
+
+if __name__ == '__main__':
+    main()
