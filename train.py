@@ -19,6 +19,7 @@ from data import create_dataset
 from models import create_model
 from models.base_model import read_training_state
 from options.train_options import TrainOptions
+from util import distributed
 from util.util import UserError
 from util.visualizer import Visualizer
 
@@ -35,10 +36,11 @@ def choose_seed(opt):
         state = read_training_state(os.path.join(opt.checkpoints_dir, opt.name, '%s_train_state.pth' % label))
         opt.seed = state['counters']['seed'] if state else None
     if opt.seed is None:
-        opt.seed = random.SystemRandom().randrange(2 ** 31)
-    random.seed(opt.seed)
-    np.random.seed(opt.seed % 2 ** 32)
-    torch.manual_seed(opt.seed)
+        opt.seed = distributed.broadcast_object(random.SystemRandom().randrange(2 ** 31))
+    process_seed = opt.seed + distributed.rank()  # image pools and edge projections differ between processes
+    random.seed(process_seed)
+    np.random.seed(process_seed % 2 ** 32)
+    torch.manual_seed(process_seed)
 
 
 def check_disk_space(model):
@@ -76,8 +78,10 @@ def train(opt):
     dataset = create_dataset(opt)
     model = create_model(opt)
     model.setup(opt)
-    check_disk_space(model)
-    visualizer = Visualizer(opt)
+    main_process = distributed.is_main()
+    if main_process:
+        check_disk_space(model)
+    visualizer = Visualizer(opt) if main_process else None
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     counters = {'seed': opt.seed, 'epoch': opt.epoch_count, 'epoch_iter': 0, 'total_iters': 0, 'epoch_done': False}
     if opt.continue_train:
@@ -86,13 +90,18 @@ def train(opt):
             counters.update(saved)
             if counters['epoch_done']:
                 counters.update(epoch=counters['epoch'] + 1, epoch_iter=0, epoch_done=False)
-            print('resuming at epoch %d, image %d (%d images seen)'
-                  % (counters['epoch'], counters['epoch_iter'], counters['total_iters']))
-    print('The number of training images = %d' % len(dataset))
+            if main_process:
+                print('resuming at epoch %d, image %d (%d images seen)'
+                      % (counters['epoch'], counters['epoch_iter'], counters['total_iters']))
+    if main_process:
+        print('The number of training images = %d (per process)' % len(dataset))
 
     def save(label):
-        model.save_networks(label)
-        model.save_training_state(label, counters)
+        distributed.barrier()
+        if main_process:
+            model.save_networks(label)
+            model.save_training_state(label, counters)
+        distributed.barrier()
 
     with StopRequest() as stop:
         for epoch in range(counters['epoch'], last_epoch + 1):
@@ -102,7 +111,7 @@ def train(opt):
             dataset.set_epoch(epoch, skip=counters['epoch_iter'])
             bar = tqdm(dataset, total=-(-(len(dataset) - counters['epoch_iter']) // opt.batch_size),
                        desc='epoch %d/%d' % (epoch, last_epoch), unit='it', dynamic_ncols=True, file=sys.stdout,
-                       mininterval=0.1 if sys.stdout.isatty() else 30)
+                       mininterval=0.1 if sys.stdout.isatty() else 30, disable=not main_process)
             iter_data_time = time.time()
             for data in bar:
                 iter_start_time = time.time()
@@ -116,12 +125,12 @@ def train(opt):
                 counters['total_iters'] += batch
                 counters['epoch_iter'] += batch
                 total = counters['total_iters']
-                if crossed(total, batch, opt.display_freq):
+                if crossed(total, batch, opt.display_freq) and main_process:
                     model.compute_visuals()
                     visualizer.display_current_results(model.get_current_visuals(), epoch, total,
                                                        crossed(total, batch, opt.update_html_freq))
                 losses = model.get_current_losses()
-                if crossed(total, batch, opt.print_freq):
+                if crossed(total, batch, opt.print_freq) and main_process:
                     t_comp = (time.time() - iter_start_time) / batch
                     visualizer.print_current_losses(epoch, counters['epoch_iter'], losses, t_comp,
                                                     iter_start_time - iter_data_time)
@@ -129,11 +138,12 @@ def train(opt):
                 bar.set_postfix({k: '%.3f' % losses[k] for k in ('G_A', 'cycle_A', 'D_A', 'H')}, refresh=False)
                 if crossed(total, batch, opt.save_latest_freq):
                     save('iter_%d' % total if opt.save_by_iter else 'latest')
-                if stop.requested:
+                if distributed.any_rank(stop.requested):
                     bar.close()
                     save('latest')
-                    print('stopped: saved %s/latest_* at epoch %d, image %d; resume with --continue_train'
-                          % (model.save_dir, epoch, counters['epoch_iter']))
+                    if main_process:
+                        print('stopped: saved %s/latest_* at epoch %d, image %d; resume with --continue_train'
+                              % (model.save_dir, epoch, counters['epoch_iter']))
                     return 130
                 iter_data_time = time.time()
             bar.close()
@@ -143,11 +153,18 @@ def train(opt):
                 if epoch % opt.save_epoch_freq == 0:
                     save(epoch)
             counters.update(epoch_iter=0, epoch_done=False)
-            if visualizer.use_html:
+            if main_process and visualizer.use_html:
                 visualizer.save_page()
-    print('checkpoints: %s' % model.save_dir)
-    if visualizer.use_html:
-        print('training results page: %s' % visualizer.save_page())
+    if distributed.world_size() > 1:
+        nets = [getattr(model, 'net' + name) for name in model.model_names]
+        if not distributed.parameters_agree(nets):
+            raise UserError('the processes ended with different weights; please report this')
+        if main_process:
+            print('weights identical on all %d processes' % distributed.world_size())
+    if main_process:
+        print('checkpoints: %s' % model.save_dir)
+        if visualizer.use_html:
+            print('training results page: %s' % visualizer.save_page())
     return 0
 
 
@@ -157,6 +174,8 @@ def main(argv=None):
     except UserError as exc:
         message = str(exc).strip().splitlines()[-1]
         sys.exit('error: %s' % message.split('UserError: ', 1)[-1])
+    finally:
+        distributed.cleanup()
 
 
 if __name__ == '__main__':

@@ -4,6 +4,8 @@ import os
 
 import torch.utils.data
 
+from util import distributed
+
 from .base_dataset import BaseDataset
 
 
@@ -31,20 +33,25 @@ def create_dataset(opt):
 
 class EpochSampler(torch.utils.data.Sampler):
     """Yields keys (seed, epoch, index): a permutation of the first n indices drawn from (seed, epoch) when
-    shuffling, in order otherwise; the first `skip` keys are left out (to resume in the middle of an epoch)."""
+    shuffling, in order otherwise. Under torchrun each process takes every world-th key of the same permutation
+    (wrapped around so all get the same count), as DistributedSampler does. The first `skip` keys of this
+    process are left out (to resume in the middle of an epoch)."""
 
-    def __init__(self, n, shuffle, seed):
-        self.n, self.shuffle, self.seed = n, shuffle, seed
+    def __init__(self, n, shuffle, seed, rank=0, world=1):
+        self.n, self.shuffle, self.seed, self.rank, self.world = n, shuffle, seed, rank, world
+        self.per_rank = -(-n // world)
         self.epoch, self.skip = 0, 0
 
     def __iter__(self):
-        order = range(self.n)
+        order = list(range(self.n))
         if self.shuffle:
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + self.epoch))
-        return iter([(self.seed, self.epoch, int(i)) for i in order][self.skip:])
+            generator = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            order = torch.randperm(self.n, generator=generator).tolist()
+        order = (order * self.world)[:self.per_rank * self.world][self.rank::self.world]
+        return iter([(self.seed, self.epoch, i) for i in order][self.skip:])
 
     def __len__(self):
-        return self.n - self.skip
+        return self.per_rank - self.skip
 
 
 class DataLoader:
@@ -54,7 +61,8 @@ class DataLoader:
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
         n = int(min(len(self.dataset), opt.max_dataset_size))
-        self.sampler = EpochSampler(n, not opt.serial_batches, getattr(opt, 'seed', 0) or 0)
+        self.sampler = EpochSampler(n, not opt.serial_batches, getattr(opt, 'seed', 0) or 0,
+                                    distributed.rank(), distributed.world_size())
         workers = min(int(opt.num_threads), os.cpu_count() or 1, n)
         self.dataloader = torch.utils.data.DataLoader(
             self.dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=workers,
@@ -68,7 +76,8 @@ class DataLoader:
         return self
 
     def __len__(self):
-        return self.sampler.n
+        """Images this process sees per epoch."""
+        return self.sampler.per_rank
 
     def __iter__(self):
         return iter(self.dataloader)

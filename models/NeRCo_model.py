@@ -4,6 +4,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
+from util import distributed
 from util.image_pool import ImagePool
 from . import networks
 from .base_model import BaseModel
@@ -87,6 +88,8 @@ class NeRCoModel(BaseModel):
             itertools.chain(self.netD_A.parameters(), self.netD_B.parameters(), self.netD_A_edge.parameters(),
                             self.netD_B_edge.parameters()), lr=opt.lr, betas=(opt.beta1, 0.999))
         self.optimizers = [self.optimizer_G, self.optimizer_D]
+        self.g_step = self.distribute([self.netPre, self.netG_A, self.netG_B, self.netH])
+        self.d_step = self.distribute([self.netD_A, self.netD_B, self.netD_A_edge, self.netD_B_edge])
 
     def set_input(self, input):
         AtoB = self.opt.direction == 'AtoB'
@@ -114,38 +117,61 @@ class NeRCoModel(BaseModel):
         self.pre_A1 = self.netPre(self.fake_A)
         self.rec_B = self.netG_A(torch.cat((self.fake_A, self.pre_A1), 1))
 
-    def backward_D_basic(self, netD, real, *fakes):
+    def loss_D_basic(self, netD, real, *fakes):
         """Half the sum of the real and fake GAN losses, once per fake batch; the real score is computed once."""
         loss_real = self.criterionGAN(netD(real), True)
-        loss = sum((loss_real + self.criterionGAN(netD(fake.detach()), False)) * 0.5 for fake in fakes)
+        return sum((loss_real + self.criterionGAN(netD(fake.detach()), False)) * 0.5 for fake in fakes)
+
+    def compute_D_A(self):
+        self.loss_D_A = self.loss_D_basic(self.netD_A, self.real_B, self.fake_B_pool.query(self.fake_B))
+        return self.loss_D_A
+
+    def compute_D_B(self):
+        fake_A = self.fake_A_pool.query(self.fake_A)
+        pre_A = self.pre_A_pool.query(self.pre_A)
+        self.loss_D_B = self.loss_D_basic(self.netD_B, self.real_A, fake_A, pre_A)
+        return self.loss_D_B
+
+    def compute_D_A_edge(self):
+        fake_B_edge = self.fake_B_edge_pool.query(self.edge(self.fake_B))
+        self.loss_D_A_edge = self.loss_D_basic(self.netD_A_edge, self.edge(self.real_B), fake_B_edge)
+        return self.loss_D_A_edge
+
+    def compute_D_B_edge(self):
+        fake_A_edge = self.fake_A_edge_pool.query(self.edge(self.fake_A))
+        self.loss_D_B_edge = self.loss_D_basic(self.netD_B_edge, self.edge(self.real_A), fake_A_edge)
+        return self.loss_D_B_edge
+
+    def compute_D(self):
+        return self.compute_D_A() + self.compute_D_B() + self.compute_D_A_edge() + self.compute_D_B_edge()
+
+    @staticmethod
+    def backward(compute):
+        loss = compute()
         loss.backward()
         return loss
 
     def backward_D_A(self):
-        self.loss_D_A = self.backward_D_basic(self.netD_A, self.real_B, self.fake_B_pool.query(self.fake_B))
-        return self.loss_D_A
+        return self.backward(self.compute_D_A)
 
     def backward_D_B(self):
-        fake_A = self.fake_A_pool.query(self.fake_A)
-        pre_A = self.pre_A_pool.query(self.pre_A)
-        self.loss_D_B = self.backward_D_basic(self.netD_B, self.real_A, fake_A, pre_A)
-        return self.loss_D_B
+        return self.backward(self.compute_D_B)
 
     def backward_D_A_edge(self):
-        fake_B_edge = self.fake_B_edge_pool.query(self.edge(self.fake_B))
-        self.loss_D_A_edge = self.backward_D_basic(self.netD_A_edge, self.edge(self.real_B), fake_B_edge)
-        return self.loss_D_A_edge
+        return self.backward(self.compute_D_A_edge)
 
     def backward_D_B_edge(self):
-        fake_A_edge = self.fake_A_edge_pool.query(self.edge(self.fake_A))
-        self.loss_D_B_edge = self.backward_D_basic(self.netD_B_edge, self.edge(self.real_A), fake_A_edge)
-        return self.loss_D_B_edge
+        return self.backward(self.compute_D_B_edge)
 
     def clip_input(self, pool, images):
         """What CLIP scores: the official code sends it through an image pool (detached when --pool_size > 0)."""
         return images if self.opt.paper_clip else pool.query(images)
 
     def backward_G(self):
+        return self.backward(self.compute_G)
+
+    def compute_G(self):
+        """Every generator-side loss of the official code, with its weights; returns loss_G."""
         opt = self.opt
         gan = self.criterionGAN
         l1 = self.criterionCycle
@@ -189,17 +215,27 @@ class NeRCoModel(BaseModel):
         self.loss_B = (self.loss_G_B + self.loss_cycle_B + self.loss_idt_B + self.loss_D_B_CLIP * 0.5
                        + self.loss_G_B_edge * 0.5)
         self.loss_G = self.loss_A + self.loss_B + self.loss_H * 0.5 + self.loss_PreConsis
-        self.loss_G.backward()
         return self.loss_G
+
+    def generator_step_loss(self):
+        self.forward()
+        return self.compute_G()
+
+    @staticmethod
+    def run_step(wrapper, compute):
+        """compute() directly, or through its DistributedDataParallel wrapper so that backward averages the
+        gradients of its networks over all processes."""
+        return compute() if wrapper is None else wrapper(compute)
 
     def non_finite_losses(self, names):
         return [name for name in names if not torch.isfinite(torch.as_tensor(getattr(self, 'loss_' + name)))]
 
     def check_finite(self, loss, names):
-        """False (the step is to be skipped) or FloatingPointError for a non-finite loss, per --nan_policy."""
-        if torch.isfinite(loss):
+        """False (the step is to be skipped) or FloatingPointError for a non-finite loss, per --nan_policy. Under
+        torchrun all processes decide together, since one process's non-finite loss reaches every averaged gradient."""
+        if not distributed.any_rank(not torch.isfinite(loss)):
             return True
-        bad = self.non_finite_losses(names) or names
+        bad = self.non_finite_losses(names) or ['a loss on another process']
         if self.opt.nan_policy == 'skip':
             print('warning: non-finite %s; step skipped (--nan_policy skip)' % ', '.join(bad))
             return False
@@ -211,10 +247,10 @@ class NeRCoModel(BaseModel):
         discriminators = [self.netD_A, self.netD_B, self.netD_A_edge, self.netD_B_edge]
         g_losses = ['G_A', 'G_B', 'cycle_A', 'cycle_B', 'idt_A', 'idt_B', 'D_A_CLIP', 'D_B_CLIP', 'PreConsis', 'H',
                     'G_A_edge', 'G_B_edge']
-        self.forward()
         self.set_requires_grad(discriminators, False)
         self.optimizer_G.zero_grad(set_to_none=True)
-        loss_G = self.backward_G()
+        loss_G = self.run_step(self.g_step, self.generator_step_loss)
+        loss_G.backward()
         if not self.check_finite(loss_G, g_losses):
             self.optimizer_G.zero_grad(set_to_none=True)
             self.set_requires_grad(discriminators, True)
@@ -222,7 +258,8 @@ class NeRCoModel(BaseModel):
         self.optimizer_G.step()
         self.set_requires_grad(discriminators, True)
         self.optimizer_D.zero_grad(set_to_none=True)
-        loss_D = self.backward_D_A() + self.backward_D_B() + self.backward_D_A_edge() + self.backward_D_B_edge()
+        loss_D = self.run_step(self.d_step, self.compute_D)
+        loss_D.backward()
         if self.check_finite(loss_D, ['D_A', 'D_B', 'D_A_edge', 'D_B_edge']):
             self.optimizer_D.step()
         else:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from util import distributed
 from util.util import UserError, atomic_save
 from . import networks
 
@@ -19,6 +20,17 @@ NORM_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
 
 def unwrap(net):
     return net.module if isinstance(net, nn.DataParallel) else net
+
+
+class StepGroup(nn.Module):
+    """The networks of one optimizer step; forward(compute) runs compute(), which uses them."""
+
+    def __init__(self, nets):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, compute):
+        return compute()
 
 
 class BaseModel(ABC):
@@ -58,8 +70,20 @@ class BaseModel(ABC):
         """One training step: losses, gradients, weight updates."""
 
     def wrap(self, net):
-        """Spread a network over several GPUs (--gpu_ids 0,1,...); a single device keeps it as it is."""
+        """Spread a network over several GPUs (--gpu_ids 0,1,... in one process); under torchrun, or on a single
+        device, keep it as it is. With --norm batch under torchrun, BatchNorm becomes SyncBatchNorm."""
+        if distributed.world_size() > 1:
+            return nn.SyncBatchNorm.convert_sync_batchnorm(net) if self.opt.norm == 'batch' else net
         return nn.DataParallel(net, self.gpu_ids) if len(self.gpu_ids) > 1 else net
+
+    def distribute(self, nets):
+        """Under torchrun, one DistributedDataParallel wrapper around the networks that one optimizer step
+        trains; None otherwise. The step's whole computation runs inside the wrapper's single forward call, so
+        networks used several times per step, or frozen in the other step of the GAN, need no special care."""
+        if distributed.world_size() == 1:
+            return None
+        device_ids = [self.device.index] if self.device.type == 'cuda' else None
+        return nn.parallel.DistributedDataParallel(StepGroup(nets), device_ids=device_ids)
 
     def setup(self, opt):
         """Create schedulers; load weights for testing or for --continue_train; print the networks."""
@@ -67,7 +91,8 @@ class BaseModel(ABC):
             self.schedulers = [networks.get_scheduler(optimizer, opt) for optimizer in self.optimizers]
         if not self.isTrain or opt.continue_train:
             self.load_networks(self.load_suffix(opt))
-        self.print_networks(opt.verbose)
+        if distributed.is_main():
+            self.print_networks(opt.verbose)
 
     @staticmethod
     def load_suffix(opt):
@@ -161,8 +186,8 @@ class BaseModel(ABC):
         return os.path.join(self.save_dir, '%s_train_state.pth' % label)
 
     def load_training_state(self, label):
-        """Restore optimizers, schedulers, pools and random generators; return the saved counters, or None when
-        the run was saved by the official code (weights only)."""
+        """Restore optimizers, schedulers, pools and random generators (the last two in single-process runs only);
+        return the saved counters, or None when the run was saved by the official code (weights only)."""
         state = read_training_state(self.training_state_path(label))
         if state is None:
             return None
@@ -170,6 +195,8 @@ class BaseModel(ABC):
             optimizer.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state['schedulers']):
             scheduler.load_state_dict(saved)
+        if distributed.world_size() > 1:
+            return state['counters']  # the saved pools and random state are rank 0's; each rank keeps its own
         for name, saved in state['pools'].items():
             getattr(self, name).load_state_dict(saved, self.device)
         rng = state['rng']

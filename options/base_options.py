@@ -7,6 +7,7 @@ import torch
 
 import data
 import models
+from util import distributed
 from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS
 
 PREPROCESS = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')
@@ -121,12 +122,18 @@ class BaseOptions:
         opt.isTrain = self.isTrain
         if opt.suffix:
             opt.name = opt.name + '_' + opt.suffix.format(**vars(opt))
-        self.print_options(opt)
+        if distributed.is_main():
+            self.print_options(opt)
         try:
             requested = [int(i) for i in opt.gpu_ids.split(',') if int(i) >= 0]
         except ValueError:
             self.parser.error('--gpu_ids %s: give comma-separated integers, or -1 for CPU' % opt.gpu_ids)
-        opt.gpu_ids, opt.device = choose_device(requested)
+        if distributed.launched_by_torchrun():
+            use_cuda = bool(requested) and torch.cuda.is_available()
+            local_rank = distributed.init(use_cuda)
+            opt.gpu_ids, opt.device = ([local_rank], 'cuda:%d' % local_rank) if use_cuda else ([], 'cpu')
+        else:
+            opt.gpu_ids, opt.device = choose_device(requested)
         self.opt = opt
         return opt
 
