@@ -2,7 +2,8 @@
 
 Loads <checkpoints_dir>/<name>/<epoch>_net_{G_A,Pre,H}.pth and writes
 <results_dir>/<name>/test_<epoch>/images/<stem>_fake_B.png (and <stem>_real_A.png) with an index.html showing
-each input beside its output. No testB, no CLIP weights and no GPU are needed.
+each input beside its output. No testB, no CLIP weights and no GPU are needed. --metrics scores the results
+(against testB when it exists) and adds the table to the page.
 """
 import os
 import sys
@@ -16,6 +17,7 @@ from tqdm import tqdm
 from data import create_dataset
 from models import create_model
 from options.test_options import TestOptions
+from util.evaluation import evaluate
 from util.html import HTML
 from util.util import UserError, save_image, tensor2im
 
@@ -77,6 +79,11 @@ def run(opt):
                 break
     page = webpage.save()
     print('enhanced %d image(s) into %s' % (done, webpage.get_image_dir()))
+    if opt.metrics:
+        images = dataset.dataset
+        stems = {os.path.splitext(os.path.basename(path))[0] for path in images.A_paths}
+        evaluate(web_dir, os.path.join(opt.dataroot, opt.phase + 'B') if stems & set(images.B_by_stem) else None,
+                 device=opt.device)
     print('results page: %s' % page)
     if skipped:
         sys.exit('error: %d image(s) could not be read and were skipped' % len(skipped))

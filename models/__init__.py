@@ -24,3 +24,6 @@ def get_option_setter(model_name):
 def create_model(opt):
     """Build the model named by --model from the parsed options."""
     return find_model_using_name(opt.model)(opt)
+
+
+from .enhancer import load_enhancer  # noqa: E402 (needs create_model above)

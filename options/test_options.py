@@ -13,5 +13,8 @@ class TestOptions(BaseOptions):
         parser.add_argument('--phase', type=str, default='test', help='reads <dataroot>/<phase>A')
         parser.add_argument('--eval', action='store_true', help='put the networks in eval mode')
         parser.add_argument('--num_test', type=float, default=float('inf'), help='enhance at most this many images')
+        parser.add_argument('--metrics', action='store_true',
+                            help='score the results afterwards (scripts/evaluate.py): PSNR, SSIM and LPIPS against '
+                                 '<dataroot>/<phase>B when it exists, NIQE always')
         parser.set_defaults(load_size=parser.get_default('crop_size'))
         return parser

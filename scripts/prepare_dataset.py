@@ -1,0 +1,91 @@
+"""Lay out LOL or LSRW as NeRCo's dataroot: trainA (low), trainB (normal light), testA (low), testB (ground truth).
+
+    python scripts/prepare_dataset.py --lol  path/to/LOL  --out ./dataset     # our485/{low,high}, eval15/{low,high}
+    python scripts/prepare_dataset.py --lsrw path/to/LSRW --out ./dataset     # {Training data,Eval}/{Huawei,Nikon}/{low,high}
+
+Every low/high folder pair under ROOT is used; pairs under a folder whose name contains "eval" or "test" form the
+test split, the others the training split. With several pairs in one split (LSRW's two cameras) file names are
+prefixed with the pair's folder (Huawei_1.jpg), so testA and testB still match by name. Files are symlinked
+unless --copy is given.
+"""
+import argparse
+import os
+import re
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data.image_folder import is_image_file  # noqa: E402
+
+LOW, HIGH = 'low', ('high', 'normal')
+TEST_SPLIT = re.compile(r'eval|test', re.I)
+LAYOUTS = {'lol': 'our485/low, our485/high, eval15/low and eval15/high',
+           'lsrw': '"Training data"/{Huawei,Nikon}/{low,high} and Eval/{Huawei,Nikon}/{low,high}'}
+
+
+def find_pairs(root):
+    """[(split, low folder, high folder)] for every folder under root holding both low and high."""
+    pairs = []
+    for folder, subfolders, _ in os.walk(root):
+        names = {name.lower(): name for name in subfolders}
+        high = next((names[h] for h in HIGH if h in names), None)
+        if LOW in names and high:
+            split = 'test' if TEST_SPLIT.search(os.path.relpath(folder, root)) else 'train'
+            pairs.append((split, os.path.join(folder, names[LOW]), os.path.join(folder, high)))
+    return sorted(pairs)
+
+
+def images(folder):
+    return sorted(name for name in os.listdir(folder) if is_image_file(name))
+
+
+def prepare(root, out, layout, copy=False):
+    if not os.path.isdir(root):
+        raise SystemExit('error: --%s %s: folder not found; it should hold %s' % (layout, root, LAYOUTS[layout]))
+    pairs = find_pairs(root)
+    splits = {split for split, _, _ in pairs}
+    if splits != {'train', 'test'}:
+        raise SystemExit('error: --%s %s: found %s; expected %s' % (
+            layout, root, ', '.join(sorted(splits)) + ' split only' if splits else 'no low/high folders',
+            LAYOUTS[layout]))
+    for sub in ('trainA', 'trainB', 'testA', 'testB'):
+        target = os.path.join(out, sub)
+        if os.path.isdir(target) and os.listdir(target):
+            raise SystemExit('error: --out %s: %s already holds files; choose an empty --out' % (out, target))
+    counts = dict.fromkeys(('trainA', 'trainB', 'testA', 'testB'), 0)
+    plan = []
+    for split, low, high in pairs:
+        shared = sum(s == split for s, _, _ in pairs) > 1
+        prefix = os.path.basename(os.path.dirname(low)) + '_' if shared else ''
+        for folder, side in ((low, 'A'), (high, 'B')):
+            for name in images(folder):
+                plan.append((os.path.abspath(os.path.join(folder, name)), os.path.join(out, split + side,
+                                                                                     prefix + name)))
+                counts[split + side] += 1
+    empty = [sub for sub, n in counts.items() if n == 0]
+    if empty:
+        raise SystemExit('error: --%s %s: no images for %s; expected %s' % (layout, root, ', '.join(empty),
+                                                                         LAYOUTS[layout]))
+    for source, destination in plan:
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        (shutil.copy2 if copy else os.symlink)(source, destination)
+    print(', '.join('%s %d' % item for item in counts.items()), '->', os.path.abspath(out))
+    return counts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--lol', metavar='ROOT', help='LOL: our485/{low,high} (train), eval15/{low,high} (test)')
+    source.add_argument('--lsrw', metavar='ROOT', help='LSRW: Huawei and Nikon low/high pairs, training and Eval')
+    parser.add_argument('--out', required=True, help='the dataroot to create (trainA trainB testA testB)')
+    parser.add_argument('--copy', action='store_true', help='copy the files instead of symlinking them')
+    args = parser.parse_args(argv)
+    layout = 'lol' if args.lol else 'lsrw'
+    prepare(args.lol or args.lsrw, args.out, layout, args.copy)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

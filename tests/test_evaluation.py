@@ -1,0 +1,254 @@
+"""Evaluation and data tools: metrics against scikit-image, lpips and a NIQE reference; evaluate.py on result
+folders; test.py --metrics; prepare_dataset.py; enhance.py and load_enhancer."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from scipy import ndimage
+from skimage import data as skdata
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from conftest import ROOT, build_model, train_options
+from test_pipeline import TINY, make_dataset_folders, run_script
+from util import metrics
+from util.evaluation import evaluate
+
+REAL_LOWLIGHT = os.path.join(os.path.dirname(ROOT), 'shared', 'real_lowlight')
+
+
+def image_pair(seed, size=(45, 61)):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    noisy = np.clip(truth.astype(int) + rng.integers(-40, 41, truth.shape), 0, 255).astype(np.uint8)
+    return noisy, truth
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_psnr_and_ssim_equal_scikit_image(seed):
+    output, truth = image_pair(seed)
+    assert abs(metrics.psnr(output, truth) - peak_signal_noise_ratio(truth, output, data_range=255)) < 1e-6
+    gaussian = structural_similarity(output, truth, channel_axis=-1, data_range=255, gaussian_weights=True,
+                                     sigma=1.5, use_sample_covariance=False)
+    uniform = structural_similarity(output, truth, channel_axis=-1, data_range=255)  # scikit-image's defaults
+    assert abs(metrics.ssim(output, truth) - gaussian) < 1e-6
+    assert abs(metrics.ssim(output, truth, 'uniform') - uniform) < 1e-6
+    assert abs(gaussian - uniform) > 1e-4
+    assert metrics.psnr(truth, truth) == float('inf') and metrics.ssim(truth, truth) == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL_LOWLIGHT), reason='../shared/real_lowlight is absent')
+def test_niqe_matches_the_reference_implementation_on_real_photos():
+    with open(os.path.join(ROOT, 'tests', 'fixtures', 'niqe_reference.json')) as f:
+        reference = json.load(f)['niqe']
+    niqe = metrics.NIQE()
+    for name, expected in reference.items():
+        image = np.asarray(Image.open(os.path.join(REAL_LOWLIGHT, name)).convert('RGB'))
+        assert abs(niqe(image) - expected) < 1e-3, name
+
+
+def test_niqe_rises_for_blurred_and_noised_images():
+    photo = skdata.astronaut()
+    blurred = ndimage.gaussian_filter(photo.astype(float), (2, 2, 0)).round().astype(np.uint8)
+    noised = np.clip(photo + np.random.default_rng(0).normal(0, 20, photo.shape), 0, 255).astype(np.uint8)
+    niqe = metrics.NIQE()
+    clean = niqe(photo)
+    assert np.isfinite(clean)
+    assert niqe(blurred) > clean + 1 and niqe(noised) > clean + 1
+    assert np.isnan(niqe(photo[:100, :150]))  # one 96x96 block is not enough for a covariance
+
+
+def test_imresize_keeps_constants_and_halves_a_ramp_like_matlab():
+    assert np.allclose(metrics.imresize(np.full((8, 12), 7.0), 0.5), 7.0)
+    ramp = np.tile(np.arange(16.0), (4, 1))
+    # MATLAB: imresize(repmat(0:15, 4, 1), 0.5) = 0.5:2:14.5 away from the borders
+    assert np.allclose(metrics.imresize(ramp, 0.5)[0, 2:6], [4.5, 6.5, 8.5, 10.5])
+    assert metrics.imresize(np.zeros((30, 40)), shape=(7, 9)).shape == (7, 9)
+
+
+def test_loe_counts_lightness_order_changes():
+    source = skdata.coffee()
+    brighter = (255 * (source / 255) ** 0.5).round().astype(np.uint8)  # monotonic: order kept but for rounding
+    assert metrics.loe(source, source) == 0
+    assert metrics.loe(brighter, source) < 50
+    assert metrics.loe(255 - source, source) > 1000
+
+
+def fake_alexnet(hub):
+    """Random AlexNet weights where torchvision caches the real ones (so LPIPS runs without a download)."""
+    os.makedirs(os.path.join(hub, 'checkpoints'), exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet().state_dict(), os.path.join(hub, 'checkpoints', metrics.ALEXNET_FILE))
+
+
+def test_lpips_column_equals_the_lpips_library(tmp_path, monkeypatch):
+    import lpips
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    fake_alexnet(str(tmp_path / 'hub'))
+    output, truth = image_pair(1, (64, 64))
+    reference = lpips.LPIPS(net='alex', verbose=False)
+    with torch.no_grad():
+        expected = float(reference(torch.from_numpy(output).permute(2, 0, 1)[None].float() / 127.5 - 1,
+                                   torch.from_numpy(truth).permute(2, 0, 1)[None].float() / 127.5 - 1))
+    assert metrics.LPIPS()(output, truth) == pytest.approx(expected, abs=1e-6)
+    assert metrics.LPIPS()(truth, truth) == pytest.approx(0, abs=1e-6)
+
+
+@pytest.mark.skipif(not os.path.isfile(metrics.lpips_weights_path()),
+                    reason='AlexNet weights %s are not on this machine' % metrics.ALEXNET_FILE)
+def test_lpips_with_the_real_alexnet_weights():
+    photo = skdata.astronaut()[:256, :256]
+    lpips = metrics.LPIPS()
+    blurred = ndimage.gaussian_filter(photo.astype(float), (1, 1, 0)).round().astype(np.uint8)
+    worse = ndimage.gaussian_filter(photo.astype(float), (4, 4, 0)).round().astype(np.uint8)
+    assert lpips(photo, photo) < 1e-6 < lpips(blurred, photo) < lpips(worse, photo)
+
+
+def test_lpips_is_skipped_with_a_message_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'empty_hub'))
+    with pytest.raises(FileNotFoundError) as error:
+        metrics.LPIPS()
+    expected = os.path.join(str(tmp_path / 'empty_hub'), 'checkpoints', metrics.ALEXNET_FILE)
+    assert str(error.value) == 'LPIPS skipped: AlexNet weights not found; download %s to %s' % (metrics.ALEXNET_URL,
+                                                                                               expected)
+
+
+def write_results(folder, gt, n=2, size=(200, 210)):
+    """A test.py-like result folder (images/<stem>_fake_B.png, <stem>_real_A.png, index.html) and ground truth."""
+    os.makedirs(os.path.join(folder, 'images'))
+    os.makedirs(gt)
+    with open(os.path.join(folder, 'index.html'), 'w') as f:
+        f.write('<html><body><h3>img0</h3></body></html>')
+    for i in range(n):
+        output, truth = image_pair(i, size)
+        Image.fromarray(output).save(os.path.join(folder, 'images', 'img%d_fake_B.png' % i))
+        Image.fromarray(truth // 4).save(os.path.join(folder, 'images', 'img%d_real_A.png' % i))
+        Image.fromarray(truth).save(os.path.join(gt, 'img%d.png' % i))
+
+
+def test_evaluate_writes_csv_json_and_one_table_on_the_page(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'empty_hub'))
+    results, gt = str(tmp_path / 'test_latest'), str(tmp_path / 'gt')
+    write_results(results, gt)
+    summary = evaluate(results, gt, loe=True)
+    assert 'LPIPS skipped' in capsys.readouterr().out
+    with open(os.path.join(results, 'metrics.csv')) as f:
+        rows = list(csv.DictReader(f))
+    assert [row['image'] for row in rows] == ['img0_fake_B.png', 'img1_fake_B.png', 'mean']
+    assert set(rows[0]) == {'image', 'psnr', 'ssim', 'niqe', 'loe'}
+    output, truth = image_pair(0, (200, 210))
+    assert float(rows[0]['psnr']) == pytest.approx(metrics.psnr(output, truth), abs=1e-5)
+    assert float(rows[2]['psnr']) == pytest.approx(summary['mean']['psnr'], abs=1e-5)
+    with open(os.path.join(results, 'metrics.json')) as f:
+        saved = json.load(f)
+    assert saved['images'] == 2 and 'data range 255' in saved['notes'][0]
+    evaluate(results, gt)
+    with open(os.path.join(results, 'index.html')) as f:
+        page = f.read()
+    assert page.count('<div id="metrics">') == 1 and 'PSNR' in page and '<h3>img0</h3>' in page
+
+
+def test_evaluate_without_ground_truth_gives_niqe_and_clear_errors(tmp_path):
+    results, gt = str(tmp_path / 'out'), str(tmp_path / 'gt')
+    write_results(results, gt)
+    summary = evaluate(os.path.join(results, 'images'))
+    assert list(summary['mean']) == ['niqe']
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(os.path.join(gt, 'img1.png'))
+    result = run_script('scripts/evaluate.py', results, '--gt', gt, '--no_niqe')
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith('error: %s' % os.path.join(results, 'images',
+                                                                                         'img1_fake_B.png'))
+    assert 'same size' in result.stderr
+    result = run_script('scripts/evaluate.py', str(tmp_path / 'nowhere'))
+    assert result.returncode != 0 and 'folder not found' in result.stderr and 'Traceback' not in result.stderr
+
+
+def save_tiny_checkpoint(tmp_path, name='tiny'):
+    """Random tiny weights saved as train.py saves them (with train_opt.txt recording --ngf 8)."""
+    opt = train_options(tmp_path, '--name', name, '--ngf', '8', '--ndf', '8')
+    torch.manual_seed(0)
+    build_model(opt).save_networks('latest')
+    return os.path.join(str(tmp_path / 'saves'), name)
+
+
+def test_test_script_with_metrics_scores_against_testB(tmp_path):
+    data = make_dataset_folders(str(tmp_path / 'data'), size=(100, 98))
+    for i in range(2):
+        Image.fromarray(image_pair(i, (98, 100))[1]).save(os.path.join(data, 'testA', 'img%d.png' % i))
+    os.makedirs(os.path.join(data, 'testB'))
+    Image.fromarray(image_pair(0, (98, 100))[1]).save(os.path.join(data, 'testB', 'img0.png'))
+    save_tiny_checkpoint(tmp_path)
+    result = run_script('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'saves'),
+                        '--results_dir', str(tmp_path / 'results'), *TINY, '--preprocess', 'none', '--metrics')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'mean over 2 image(s): PSNR' in result.stdout and 'without ground truth' in result.stdout
+    with open(tmp_path / 'results' / 'tiny' / 'test_latest' / 'index.html') as f:
+        assert '<div id="metrics">' in f.read()
+
+
+def make_pairs(root, folders, names):
+    for folder in folders:
+        for side in ('low', 'high'):
+            for i, name in enumerate(names):
+                path = os.path.join(root, folder, side, name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(path)
+
+
+def test_prepare_dataset_lol_and_lsrw_layouts(tmp_path):
+    from scripts.prepare_dataset import prepare
+    lol = str(tmp_path / 'LOL')
+    make_pairs(lol, ['our485'], ['2.png', '5.png', '7.png'])
+    make_pairs(lol, ['eval15'], ['1.png'])
+    counts = prepare(lol, str(tmp_path / 'lol_data'), 'lol')
+    assert counts == {'trainA': 3, 'trainB': 3, 'testA': 1, 'testB': 1}
+    assert os.path.islink(tmp_path / 'lol_data' / 'testA' / '1.png')
+    assert os.path.realpath(tmp_path / 'lol_data' / 'trainB' / '5.png') == os.path.join(lol, 'our485', 'high', '5.png')
+
+    lsrw = str(tmp_path / 'LSRW')
+    make_pairs(lsrw, ['Training data/Huawei', 'Training data/Nikon'], ['1.jpg', '2.jpg'])
+    make_pairs(lsrw, ['Eval/Huawei', 'Eval/Nikon'], ['3.jpg'])
+    counts = prepare(lsrw, str(tmp_path / 'lsrw_data'), 'lsrw', copy=True)
+    assert counts == {'trainA': 4, 'trainB': 4, 'testA': 2, 'testB': 2}
+    assert sorted(os.listdir(tmp_path / 'lsrw_data' / 'testB')) == ['Huawei_3.jpg', 'Nikon_3.jpg']
+    assert not os.path.islink(tmp_path / 'lsrw_data' / 'trainA' / 'Nikon_2.jpg')
+
+    result = run_script('scripts/prepare_dataset.py', '--lol', lol + '/our485', '--out', str(tmp_path / 'x'))
+    assert result.returncode != 0 and 'found train split only' in result.stderr and 'eval15/low' in result.stderr
+    assert not os.path.exists(tmp_path / 'x')
+    result = run_script('scripts/prepare_dataset.py', '--lol', lol, '--out', str(tmp_path / 'lol_data'))
+    assert result.returncode != 0 and 'already holds files' in result.stderr
+
+
+def test_load_enhancer_accepts_pil_numpy_and_tensors_and_matches_test_py(tmp_path):
+    from models import load_enhancer
+    folder = save_tiny_checkpoint(tmp_path)
+    enhance = load_enhancer(folder)
+    photo = image_pair(3, (37, 53))[1]
+    out = enhance(photo)
+    assert out.dtype == np.uint8 and out.shape == photo.shape
+    pil = enhance(Image.fromarray(photo))
+    assert isinstance(pil, Image.Image) and np.array_equal(np.asarray(pil), out)
+    tensor = enhance(torch.from_numpy(photo).permute(2, 0, 1).float() / 255)
+    assert tensor.shape == (3, 37, 53) and 0 <= tensor.min() and tensor.max() <= 1
+    assert np.abs(np.round(tensor.permute(1, 2, 0).numpy() * 255) - out).max() <= 1
+
+    data = str(tmp_path / 'data')
+    os.makedirs(os.path.join(data, 'testA'))
+    Image.fromarray(photo).save(os.path.join(data, 'testA', 'p.png'))
+    result = run_script('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'saves'),
+                        '--results_dir', str(tmp_path / 'results'), *TINY, '--preprocess', 'none')
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = np.asarray(Image.open(tmp_path / 'results' / 'tiny' / 'test_latest' / 'images' / 'p_fake_B.png'))
+    assert np.array_equal(written, out)
+
+    result = run_script('scripts/enhance.py', os.path.join(data, 'testA'), '--checkpoints', folder, '--out',
+                        str(tmp_path / 'enhanced'))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / 'enhanced' / 'p.png')), out)
+    result = run_script('scripts/enhance.py', 'missing.png', '--checkpoints', folder, '--out', str(tmp_path / 'e'))
+    assert result.returncode != 0 and result.stderr.strip() == 'error: missing.png: no such file or folder'

@@ -1,0 +1,165 @@
+"""Scoring a folder of enhanced images: pairing with ground truth by file stem, per-image metrics, a CSV, a JSON
+summary, and a metrics table on the results page."""
+import csv
+import html
+import io
+import json
+import math
+import os
+import re
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from data.image_folder import is_image_file, load_rgb
+from util import metrics
+from util.util import UserError, atomic_write
+
+OUTPUT_SUFFIX, INPUT_SUFFIX = '_fake_B', '_real_A'
+COLUMNS = ('psnr', 'ssim', 'lpips', 'niqe', 'loe')
+LOWER_IS_BETTER = {'lpips', 'niqe', 'loe'}
+METRICS_BLOCK = re.compile(r'<div id="metrics">.*?</div>\s*', re.S)
+
+
+def images_by_stem(folder, suffix=''):
+    """{stem: path} for the images in folder whose stem ends with suffix (removed from the key)."""
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        stem = os.path.splitext(name)[0]
+        if is_image_file(name) and stem.endswith(suffix):
+            found.setdefault(stem[:len(stem) - len(suffix)] if suffix else stem, os.path.join(folder, name))
+    return found
+
+
+def find_outputs(results):
+    """The enhanced images under results (a test.py result folder, its images/ folder, or any image folder):
+    ({stem: output}, {stem: input} from test.py's *_real_A copies, the results page or None)."""
+    if not os.path.isdir(results):
+        raise UserError('%s: folder not found; give the folder of enhanced images (or test.py\'s test_<epoch>)'
+                        % results)
+    page = os.path.join(results, 'index.html')
+    folder = os.path.join(results, 'images') if os.path.isdir(os.path.join(results, 'images')) else results
+    outputs = images_by_stem(folder, OUTPUT_SUFFIX)
+    inputs = images_by_stem(folder, INPUT_SUFFIX) if outputs else {}
+    outputs = outputs or images_by_stem(folder)
+    if not outputs:
+        raise UserError('%s: no images found; it should hold the enhanced images' % folder)
+    return outputs, inputs, page if os.path.isfile(page) else None
+
+
+def read(path, skipped):
+    try:
+        return np.asarray(load_rgb(path))
+    except Exception as exc:
+        tqdm.write('skipped %s: %s: %s' % (path, exc.__class__.__name__, exc), file=sys.stderr)
+        skipped.append(path)
+        return None
+
+
+def ssim_convention(mode):
+    return ('PSNR and SSIM on RGB uint8 (data range 255); SSIM averaged over R, G, B with skimage '
+            'structural_similarity(%s)' % ', '.join('%s=%s' % kv for kv in metrics.SSIM_MODES[mode].items()))
+
+
+def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niqe=True, lpips=True,
+             device='cpu'):
+    """Score every enhanced image in results; write metrics.csv and metrics.json beside them and a table on the
+    results page if there is one. Returns the summary (also in metrics.json)."""
+    outputs, sources, page = find_outputs(results)
+    if gt and not os.path.isdir(gt):
+        raise UserError('--gt %s: folder not found; it should hold the ground-truth images' % gt)
+    truths = images_by_stem(gt) if gt else {}
+    if gt and not set(outputs) & set(truths):
+        raise UserError('--gt %s: no file stem matches an enhanced image (e.g. %s); name ground truth like the '
+                        'inputs' % (gt, next(iter(outputs))))
+    if inputs:
+        if not os.path.isdir(inputs):
+            raise UserError('--inputs %s: folder not found; it should hold the low-light inputs' % inputs)
+        sources = images_by_stem(inputs)
+    notes = [ssim_convention(ssim_mode)] if truths else []
+    lpips_model = None
+    if truths and lpips:
+        try:
+            lpips_model = metrics.LPIPS(device)
+        except FileNotFoundError as exc:
+            notes.append(str(exc))
+    niqe_model = metrics.NIQE() if niqe else None
+    rows, skipped = [], []
+    for stem, path in tqdm(outputs.items(), desc='evaluating', unit='img', file=sys.stdout, dynamic_ncols=True,
+                           mininterval=0.1 if sys.stdout.isatty() else 30):
+        output = read(path, skipped)
+        if output is None:
+            continue
+        row = {'image': os.path.basename(path)}
+        if stem in truths:
+            truth = read(truths[stem], skipped)
+            if truth is None:
+                continue
+            if truth.shape != output.shape:
+                raise UserError('%s is %dx%d but its ground truth %s is %dx%d; they must have the same size'
+                                % (path, output.shape[1], output.shape[0], truths[stem], truth.shape[1],
+                                   truth.shape[0]))
+            row.update(psnr=metrics.psnr(output, truth), ssim=metrics.ssim(output, truth, ssim_mode))
+            if lpips_model:
+                row['lpips'] = lpips_model(output, truth)
+        if niqe_model:
+            row['niqe'] = niqe_model(output)
+        if loe and stem in sources:
+            source = read(sources[stem], skipped)
+            if source is not None:
+                row['loe'] = metrics.loe(output, source)
+        rows.append(row)
+    columns = [c for c in COLUMNS if any(c in row for row in rows)]
+    means = {c: float(np.nanmean([row[c] for row in rows if c in row])) for c in columns}
+    if truths:
+        missing = sorted(set(outputs) - set(truths))
+        if missing:
+            notes.append('%d image(s) without ground truth (e.g. %s): no PSNR / SSIM / LPIPS for them'
+                         % (len(missing), missing[0]))
+    if niqe_model and any(math.isnan(row['niqe']) for row in rows):
+        notes.append('NIQE is NaN for images smaller than 2 blocks of %dx%d pixels' % (metrics.NIQE_BLOCK,
+                                                                                        metrics.NIQE_BLOCK))
+    summary = {'images': len(rows), 'mean': means, 'skipped': skipped, 'notes': notes,
+               'lower_is_better': sorted(LOWER_IS_BETTER & set(columns))}
+    folder = os.path.dirname(page) if page else os.path.dirname(next(iter(outputs.values())))
+    write_csv(os.path.join(folder, 'metrics.csv'), rows, columns, means)
+    atomic_write(os.path.join(folder, 'metrics.json'),
+                 lambda f: f.write(json.dumps({**summary, 'per_image': rows}, indent=1).encode()))
+    if page:
+        add_table(page, summary, columns)
+    print_summary(summary, folder)
+    return summary
+
+
+def write_csv(path, rows, columns, means):
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(['image', *columns])
+    for row in rows + [{'image': 'mean', **means}]:
+        writer.writerow([row['image'], *('%.6f' % row[c] if c in row else '' for c in columns)])
+    atomic_write(path, lambda f: f.write(text.getvalue().encode()))
+
+
+def add_table(page, summary, columns):
+    """Put the means (replacing an earlier table) at the top of the results page."""
+    head = ''.join('<th>%s%s</th>' % (c.upper(), ' &darr;' if c in LOWER_IS_BETTER else ' &uarr;') for c in columns)
+    cells = ''.join('<td>%.4f</td>' % summary['mean'][c] for c in columns)
+    notes = ''.join('<p>%s</p>' % html.escape(note) for note in summary['notes'])
+    block = ('<div id="metrics"><h3>Metrics: mean over %d image(s) (per image: metrics.csv)</h3>'
+             '<table border="1"><tr>%s</tr><tr>%s</tr></table>%s</div>\n' % (summary['images'], head, cells, notes))
+    with open(page, encoding='utf-8') as f:
+        text = METRICS_BLOCK.sub('', f.read())
+    at = text.find('<body>') + len('<body>') if '<body>' in text else 0
+    text = text[:at] + '\n' + block + text[at:]
+    atomic_write(page, lambda f: f.write(text.encode('utf-8')))
+
+
+def print_summary(summary, folder):
+    print('mean over %d image(s): %s' % (summary['images'], ', '.join(
+        '%s %.4f' % (name.upper(), value) for name, value in summary['mean'].items())))
+    for note in summary['notes']:
+        print('  ' + note)
+    print('per image: %s' % os.path.join(folder, 'metrics.csv'))
+    if summary['skipped']:
+        print('%d image(s) could not be read and were skipped' % len(summary['skipped']))
