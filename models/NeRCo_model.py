@@ -249,19 +249,22 @@ class NeRCoModel(BaseModel):
                     'G_A_edge', 'G_B_edge']
         self.set_requires_grad(discriminators, False)
         self.optimizer_G.zero_grad(set_to_none=True)
-        loss_G = self.run_step(self.g_step, self.generator_step_loss)
-        loss_G.backward()
+        with self.autocast():
+            loss_G = self.run_step(self.g_step, self.generator_step_loss)
+        self.scaler.scale(loss_G).backward()
         if not self.check_finite(loss_G, g_losses):
             self.optimizer_G.zero_grad(set_to_none=True)
             self.set_requires_grad(discriminators, True)
             return loss_G
-        self.optimizer_G.step()
+        self.scaler.step(self.optimizer_G)
         self.set_requires_grad(discriminators, True)
         self.optimizer_D.zero_grad(set_to_none=True)
-        loss_D = self.run_step(self.d_step, self.compute_D)
-        loss_D.backward()
+        with self.autocast():
+            loss_D = self.run_step(self.d_step, self.compute_D)
+        self.scaler.scale(loss_D).backward()
         if self.check_finite(loss_D, ['D_A', 'D_B', 'D_A_edge', 'D_B_edge']):
-            self.optimizer_D.step()
+            self.scaler.step(self.optimizer_D)
         else:
             self.optimizer_D.zero_grad(set_to_none=True)
+        self.scaler.update()
         return loss_G + loss_D

@@ -52,6 +52,7 @@ class BaseModel(ABC):
         self.schedulers = []
         self.image_paths = []
         self.metric = 0
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=opt.isTrain and opt.amp == 'fp16')
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -102,8 +103,13 @@ class BaseModel(ABC):
         for name in self.model_names:
             getattr(self, 'net' + name).eval()
 
+    def autocast(self):
+        """The autocast context of --amp (inactive for --amp none)."""
+        dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(self.opt.amp)
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
     def test(self):
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             self.forward()
             self.compute_visuals()
 
@@ -175,6 +181,7 @@ class BaseModel(ABC):
                 'optimizers': [o.state_dict() for o in self.optimizers],
                 'schedulers': [s.state_dict() for s in self.schedulers],
                 'pools': {name: getattr(self, name).state_dict() for name in getattr(self, 'pool_names', [])},
+                'scaler': self.scaler.state_dict(),
                 'rng': {'python': random.getstate(), 'numpy': np.random.get_state(),
                         'torch': torch.get_rng_state(),
                         'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
@@ -195,6 +202,8 @@ class BaseModel(ABC):
             optimizer.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state['schedulers']):
             scheduler.load_state_dict(saved)
+        if state.get('scaler'):
+            self.scaler.load_state_dict(state['scaler'])
         if distributed.world_size() > 1:
             return state['counters']  # the saved pools and random state are rank 0's; each rank keeps its own
         for name, saved in state['pools'].items():

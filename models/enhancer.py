@@ -72,7 +72,7 @@ class Enhancer:
 
     def __call__(self, image):
         batch, back = as_tensor(image)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.model.autocast():
             return back(self.model.enhance(batch.to(self.device))[3])
 
 

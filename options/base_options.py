@@ -48,6 +48,9 @@ class BaseOptions:
         parser.add_argument('--init_gain', type=float, default=0.02,
                             help='scaling factor for normal, xavier and orthogonal init')
         parser.add_argument('--no_dropout', action='store_true', help='no dropout for the generator (NeRCo default)')
+        parser.add_argument('--amp', type=str, default='none', choices=('none', 'bf16', 'fp16'),
+                            help='mixed precision (autocast) for every network, CLIP included: bf16, or fp16 with a '
+                                 'gradient scaler when training; none computes in float32 as the official code')
         parser.add_argument('--direction', type=str, default='AtoB', choices=('AtoB', 'BtoA'),
                             help='AtoB enhances trainA/testA images')
         parser.add_argument('--serial_batches', action='store_true',

@@ -27,7 +27,7 @@ def parse_args(argv=None):
     parser.add_argument('--mode', nargs='+', default=['infer'], choices=('infer', 'train'))
     parser.add_argument('--device', default='cpu', help='cpu, cuda or mps')
     parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16', 'float16'),
-                        help='float32, or the autocast dtype (--amp)')
+                        help='float32, or the autocast dtype (--amp bf16 | fp16)')
     parser.add_argument('--height', type=int, default=400)
     parser.add_argument('--width', type=int, default=600)
     parser.add_argument('--batch', type=int, default=1)
@@ -45,7 +45,8 @@ def build(args, mode, workdir):
     from options.test_options import TestOptions
     from options.train_options import TrainOptions
     gpu = '0' if args.device == 'cuda' else '-1'
-    argv = ['--dataroot', workdir, '--checkpoints_dir', workdir, '--gpu_ids', gpu, '--ngf', str(args.ngf)]
+    amp = {'float32': 'none', 'bfloat16': 'bf16', 'float16': 'fp16'}[args.dtype]
+    argv = ['--dataroot', workdir, '--checkpoints_dir', workdir, '--gpu_ids', gpu, '--ngf', str(args.ngf), '--amp', amp]
     if mode == 'train':
         argv += ['--clip_pretrained', 'none', '--display_id', '0', '--crop_size', str(args.height),
                  '--load_size', str(args.height)]
@@ -69,16 +70,14 @@ def measure(args, mode):
         shape = (args.batch, 3, args.height, args.width)
         real_A = torch.rand(shape, device=device) * 2 - 1
         real_B = torch.rand(shape, device=device) * 2 - 1
-        autocast = torch.autocast(device.type, dtype=getattr(torch, args.dtype), enabled=args.dtype != 'float32')
 
         def run():
             if mode == 'infer':
-                with torch.inference_mode(), autocast:
+                with torch.inference_mode(), model.autocast():
                     model.enhance(real_A)
             else:
                 model.set_input({'A': real_A, 'B': real_B, 'A_paths': [''], 'B_paths': ['']})
-                with autocast:
-                    model.optimize_parameters()
+                model.optimize_parameters()
             if device.type == 'cuda':
                 torch.cuda.synchronize()
 

@@ -141,7 +141,7 @@ def test_train_then_test_end_to_end_with_resume(tmp_path):
     assert state['optimizers'][0]['state'], 'optimizer moments were saved'
 
     results = str(tmp_path / 'results')
-    test = run_script('test.py', *common, '--preprocess', 'none', '--results_dir', results)
+    test = run_script('test.py', *common, '--preprocess', 'none', '--results_dir', results, '--amp', 'bf16')
     assert test.returncode == 0, test.stderr[-2000:]
     images = os.path.join(results, 'tiny', 'test_latest', 'images')
     for stem in ('img0', 'img1', 'odd'):
