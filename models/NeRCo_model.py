@@ -68,7 +68,7 @@ class NeRCoModel(BaseModel):
         self.netD_B = self.wrap(networks.define_D(opt.input_nc, *d_args))
         self.netD_A_edge = self.wrap(networks.define_D(opt.output_nc, *d_args))
         self.netD_B_edge = self.wrap(networks.define_D(opt.input_nc, *d_args))
-        self.clip_model = load_clip(opt.clip_pretrained, self.device)
+        self.clip_model = load_clip(opt.clip_pretrained, self.device, opt.channels_last)
         self.text_discriminator = TextDiscriminator(self.clip_model)
         self.edge = EdgeFilter(opt.edge_filter, opt.edge_rgb).to(self.device)
 

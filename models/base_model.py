@@ -72,7 +72,10 @@ class BaseModel(ABC):
 
     def wrap(self, net):
         """Spread a network over several GPUs (--gpu_ids 0,1,... in one process); under torchrun, or on a single
-        device, keep it as it is. With --norm batch under torchrun, BatchNorm becomes SyncBatchNorm."""
+        device, keep it as it is. With --norm batch under torchrun, BatchNorm becomes SyncBatchNorm. With
+        --channels_last its weights take the NHWC layout, which convolutions then pass on to their outputs."""
+        if self.opt.channels_last:
+            net = net.to(memory_format=torch.channels_last)
         if distributed.world_size() > 1:
             return nn.SyncBatchNorm.convert_sync_batchnorm(net) if self.opt.norm == 'batch' else net
         return nn.DataParallel(net, self.gpu_ids) if len(self.gpu_ids) > 1 else net
@@ -141,10 +144,10 @@ class BaseModel(ABC):
                            for name in self.loss_names)
 
     def save_networks(self, epoch):
-        """Write {epoch}_net_{name}.pth state dicts (CPU tensors, no 'module.' prefix), each atomically."""
+        """Write {epoch}_net_{name}.pth state dicts (contiguous CPU tensors, no 'module.' prefix), each atomically."""
         os.makedirs(self.save_dir, exist_ok=True)
         for name in self.model_names:
-            state = {k: v.detach().cpu() for k, v in unwrap(getattr(self, 'net' + name)).state_dict().items()}
+            state = {k: v.detach().cpu().contiguous() for k, v in unwrap(getattr(self, 'net' + name)).state_dict().items()}
             atomic_save(state, os.path.join(self.save_dir, '%s_net_%s.pth' % (epoch, name)))
 
     def available_epochs(self):

@@ -41,8 +41,8 @@ def _download_openai():
                         'CLIP weights)' % (exc.__class__.__name__, cfg['url'], OPENAI_CACHE)) from None
 
 
-def load_clip(pretrained='openai', device='cpu'):
-    """A frozen CLIP RN50 (OpenAI layout, float32, eval mode, no gradients).
+def load_clip(pretrained='openai', device='cpu', channels_last=False):
+    """A frozen CLIP RN50 (OpenAI layout, float32, eval mode, no gradients; NHWC memory with channels_last).
 
     pretrained: 'openai' (OpenAI's RN50.pt at ~/.cache/clip if present, else open_clip's source), a file path, or
     'none' for random weights (tests and offline demos only).
@@ -66,7 +66,8 @@ def load_clip(pretrained='openai', device='cpu'):
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise UserError('%s: not CLIP RN50 weights (%s)' % (path, str(exc).splitlines()[0])) from None
-    return model.float().eval().requires_grad_(False).to(device)
+    model = model.float().eval().requires_grad_(False).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 class TextDiscriminator(nn.Module):

@@ -51,6 +51,9 @@ class BaseOptions:
         parser.add_argument('--amp', type=str, default='none', choices=('none', 'bf16', 'fp16'),
                             help='mixed precision (autocast) for every network, CLIP included: bf16, or fp16 with a '
                                  'gradient scaler when training; none computes in float32 as the official code')
+        parser.add_argument('--channels_last', action='store_true',
+                            help='keep convolution weights and activations in channels-last (NHWC) memory layout, '
+                                 'which tensor cores on GPUs prefer (mostly with --amp); values are unchanged')
         parser.add_argument('--direction', type=str, default='AtoB', choices=('AtoB', 'BtoA'),
                             help='AtoB enhances trainA/testA images')
         parser.add_argument('--serial_batches', action='store_true',

@@ -7,6 +7,7 @@ GPU memory on CUDA). Weights are random and CLIP is random (--clip_pretrained no
     python scripts/benchmark.py --mode infer --height 400 --width 600
     python scripts/benchmark.py --mode train --height 128 --width 128 --repeats 3
     python scripts/benchmark.py --mode infer --literal-nrn        # the NRN's literal LIIF query, for comparison
+    python scripts/benchmark.py --mode infer train --device cuda --dtype bfloat16 --channels-last
 """
 import argparse
 import json
@@ -35,6 +36,7 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--ngf', type=int, default=64)
     parser.add_argument('--literal-nrn', action='store_true', help="time the NRN's literal query path")
+    parser.add_argument('--channels-last', action='store_true', help='the networks in NHWC layout (--channels_last)')
     parser.add_argument('--one', action='store_true', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -47,6 +49,8 @@ def build(args, mode, workdir):
     gpu = '0' if args.device == 'cuda' else '-1'
     amp = {'float32': 'none', 'bfloat16': 'bf16', 'float16': 'fp16'}[args.dtype]
     argv = ['--dataroot', workdir, '--checkpoints_dir', workdir, '--gpu_ids', gpu, '--ngf', str(args.ngf), '--amp', amp]
+    if args.channels_last:
+        argv.append('--channels_last')
     if mode == 'train':
         argv += ['--clip_pretrained', 'none', '--display_id', '0', '--crop_size', str(args.height),
                  '--load_size', str(args.height)]
@@ -97,7 +101,7 @@ def measure(args, mode):
     return {'mode': mode, 'device': str(device), 'dtype': args.dtype, 'height': args.height, 'width': args.width,
             'batch': args.batch, 'repeats': args.repeats, 'median_s': round(statistics.median(times), 4),
             'min_s': round(min(times), 4), 'max_s': round(max(times), 4), 'peak_mem_mb': round(peak, 1),
-            'literal_nrn': args.literal_nrn, 'threads': torch.get_num_threads()}
+            'literal_nrn': args.literal_nrn, 'channels_last': args.channels_last, 'threads': torch.get_num_threads()}
 
 
 def main(argv=None):

@@ -136,6 +136,32 @@ def test_amp_inference_stays_close_to_float32(tmp_path):
     assert 0 < difference.max() < 0.1 and difference.mean() < 0.02
 
 
+def test_channels_last_gives_the_same_values_and_plain_checkpoints(tmp_path):
+    args = ('--ngf', '16', '--ndf', '16', '--pool_size', '0', '--crop_size', '32', '--load_size', '32')
+    batch = {'A': torch.rand(1, 3, 32, 32) * 2 - 1, 'B': torch.rand(1, 3, 32, 32) * 2 - 1,
+             'A_paths': ['a'], 'B_paths': ['b']}
+    runs = []
+    for flags in ([], ['--channels_last']):
+        model = fill_model(build_model(train_options(tmp_path / str(len(flags)), *args, *flags)))
+        model.set_input(batch)
+        torch.manual_seed(0)  # the official edge filter draws a random 1x1 convolution
+        model.forward()
+        model.compute_G()
+        model.compute_D()
+        runs.append(model)
+    plain, nhwc = runs
+    weight = nhwc.netG_A.model[1].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert nhwc.fake_B.is_contiguous(memory_format=torch.channels_last)
+    for name in ('pre_A', 'mask', 'fake_B', 'rec_A', 'fake_A', 'rec_B'):
+        assert torch.allclose(getattr(plain, name), getattr(nhwc, name), atol=1e-4), name
+    for (name, a), b in zip(plain.get_current_losses().items(), nhwc.get_current_losses().values()):
+        assert abs(a - b) <= 1e-4 * max(1, abs(a)), name
+    nhwc.save_networks('latest')
+    saved = torch.load(os.path.join(nhwc.save_dir, 'latest_net_G_A.pth'), weights_only=True)
+    assert all(t.is_contiguous() for t in saved.values())
+
+
 def test_paper_clip_flag_lets_clip_loss_reach_generators(tmp_path):
     """With --pool_size > 0 the official routing detaches CLIP's inputs; --paper_clip keeps the gradient."""
     grads = {}
