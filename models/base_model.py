@@ -147,7 +147,8 @@ class BaseModel(ABC):
         """Write {epoch}_net_{name}.pth state dicts (contiguous CPU tensors, no 'module.' prefix), each atomically."""
         os.makedirs(self.save_dir, exist_ok=True)
         for name in self.model_names:
-            state = {k: v.detach().cpu().contiguous() for k, v in unwrap(getattr(self, 'net' + name)).state_dict().items()}
+            net = unwrap(getattr(self, 'net' + name))
+            state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
             atomic_save(state, os.path.join(self.save_dir, '%s_net_%s.pth' % (epoch, name)))
 
     def available_epochs(self):
