@@ -241,30 +241,32 @@ class NeRCoModel(BaseModel):
             return False
         raise FloatingPointError('non-finite loss: %s' % ', '.join(bad))
 
+    def take_step(self, optimizer, loss, names):
+        """Backpropagate loss and step optimizer, unless a loss is non-finite (see check_finite); the gradients are
+        freed right away, so they do not occupy memory during the other half of the GAN step."""
+        optimizer.zero_grad(set_to_none=True)  # in case a caller left gradients behind (e.g. backward_G)
+        self.scaler.scale(loss).backward()
+        finite = self.check_finite(loss, names)
+        if finite:
+            self.scaler.step(optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        return finite
+
     def optimize_parameters(self):
         """One step of the generators (discriminators frozen), then one of the four discriminators. A non-finite
-        loss stops the run or skips the step (--nan_policy) before any weight changes."""
+        loss stops the run or skips the step (--nan_policy) before any weight changes. Returns the summed loss."""
         discriminators = [self.netD_A, self.netD_B, self.netD_A_edge, self.netD_B_edge]
         g_losses = ['G_A', 'G_B', 'cycle_A', 'cycle_B', 'idt_A', 'idt_B', 'D_A_CLIP', 'D_B_CLIP', 'PreConsis', 'H',
                     'G_A_edge', 'G_B_edge']
         self.set_requires_grad(discriminators, False)
-        self.optimizer_G.zero_grad(set_to_none=True)
         with self.autocast():
             loss_G = self.run_step(self.g_step, self.generator_step_loss)
-        self.scaler.scale(loss_G).backward()
-        if not self.check_finite(loss_G, g_losses):
-            self.optimizer_G.zero_grad(set_to_none=True)
-            self.set_requires_grad(discriminators, True)
-            return loss_G
-        self.scaler.step(self.optimizer_G)
+        stepped = self.take_step(self.optimizer_G, loss_G, g_losses)
         self.set_requires_grad(discriminators, True)
-        self.optimizer_D.zero_grad(set_to_none=True)
+        if not stepped:
+            return loss_G.detach()
         with self.autocast():
             loss_D = self.run_step(self.d_step, self.compute_D)
-        self.scaler.scale(loss_D).backward()
-        if self.check_finite(loss_D, ['D_A', 'D_B', 'D_A_edge', 'D_B_edge']):
-            self.scaler.step(self.optimizer_D)
-        else:
-            self.optimizer_D.zero_grad(set_to_none=True)
+        self.take_step(self.optimizer_D, loss_D, ['D_A', 'D_B', 'D_A_edge', 'D_B_edge'])
         self.scaler.update()
-        return loss_G + loss_D
+        return (loss_G + loss_D).detach()
