@@ -140,6 +140,9 @@ class BaseOptions:
             opt.gpu_ids, opt.device = ([local_rank], 'cuda:%d' % local_rank) if use_cuda else ([], 'cpu')
         else:
             opt.gpu_ids, opt.device = choose_device(requested)
+        if opt.amp == 'bf16' and opt.device.startswith('cuda') and not torch.cuda.is_bf16_supported():
+            self.parser.error('--amp bf16: %s has no bfloat16 support; use --amp fp16 or --amp none'
+                              % torch.cuda.get_device_name(opt.device))
         self.opt = opt
         return opt
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import ROOT, train_options
 from data import create_dataset
+from options import base_options
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 
@@ -67,6 +68,15 @@ def test_bad_options_are_rejected_at_parse_time(tmp_path, capsys, argv, message)
     with pytest.raises(SystemExit):
         TrainOptions().parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path)] + argv)
     assert message in capsys.readouterr().err
+
+
+def test_bf16_on_a_gpu_without_it_is_rejected_at_parse_time(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(base_options, 'choose_device', lambda requested: ([0], 'cuda:0'))
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: False)
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda device: 'Tesla V100')
+    with pytest.raises(SystemExit):
+        TrainOptions().parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path), '--amp', 'bf16'])
+    assert '--amp bf16: Tesla V100 has no bfloat16 support; use --amp fp16' in capsys.readouterr().err
 
 
 def test_dataset_keeps_odd_sizes_without_testB_and_ignores_other_files(tmp_path):
