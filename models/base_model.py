@@ -1,4 +1,5 @@
 """BaseModel: what every model shares: device, schedulers, visuals and losses, and official-format checkpoints."""
+import contextlib
 import glob
 import os
 import random
@@ -107,9 +108,10 @@ class BaseModel(ABC):
             getattr(self, 'net' + name).eval()
 
     def autocast(self):
-        """The autocast context of --amp (inactive for --amp none)."""
+        """The autocast context of --amp; none at all for --amp none (older PyTorch rejects autocast on MPS even
+        when disabled)."""
         dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(self.opt.amp)
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+        return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
     def test(self):
         with torch.no_grad(), self.autocast():
