@@ -25,10 +25,6 @@ def make_test_options(tmp_path, *extra):
     return TestOptions().parse(argv)
 
 
-def load_test_model_with_random_weights(tmp_path, *extra):
-    return build_model(make_test_options(tmp_path, *extra))
-
-
 def load_test_model(tmp_path, *extra):
     model = build_model(make_test_options(tmp_path, *extra))
     model.setup(model.opt)
@@ -84,7 +80,7 @@ def test_missing_and_truncated_checkpoints(tmp_path, manifest):
 
 @pytest.mark.parametrize('size', [(1, 1), (3, 5), (37, 41), (40, 56)])
 def test_any_input_size_keeps_its_size(tmp_path, size):
-    model = load_test_model_with_random_weights(tmp_path, '--ngf', '8')
+    model = build_model(make_test_options(tmp_path, '--ngf', '8'))
     with torch.no_grad():
         outputs = model.enhance(torch.rand(1, 3, *size) * 2 - 1)
     for out in outputs:
@@ -124,7 +120,7 @@ def test_training_steps_on_cpu(tmp_path, amp):
 
 def test_amp_inference_stays_close_to_float32(tmp_path):
     torch.manual_seed(0)
-    model = load_test_model_with_random_weights(tmp_path, '--ngf', '16')
+    model = build_model(make_test_options(tmp_path, '--ngf', '16'))
     image = torch.rand(1, 3, 40, 56) * 2 - 1
     with torch.no_grad():
         reference = model.enhance(image)[3]
