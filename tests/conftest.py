@@ -60,9 +60,14 @@ def tensors():
         return {k: torch.from_numpy(npz[k]) for k in npz.files}
 
 
-@pytest.fixture(scope='module')
-def parity_model(tmp_path_factory):
-    """The official parity setting: training defaults, --pool_size 0, CPU, float32, filled weights."""
+DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA'))]
+
+
+@pytest.fixture(scope='module', params=DEVICES)
+def parity_model(request, tmp_path_factory):
+    """The official parity setting: training defaults, --pool_size 0, float32, filled weights; on the CPU and,
+    where there is one, on a CUDA GPU."""
     torch.set_grad_enabled(True)
-    opt = train_options(tmp_path_factory.mktemp('parity'), '--pool_size', '0')
+    gpu = '0' if request.param == 'cuda' else '-1'
+    opt = train_options(tmp_path_factory.mktemp('parity'), '--pool_size', '0', '--gpu_ids', gpu)
     return fill_model(build_model(opt))
