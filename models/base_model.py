@@ -15,6 +15,7 @@ import torch.nn as nn
 from util import distributed
 from util.util import UserError, atomic_save
 from . import networks
+from .generators import ResnetBlock
 
 NORM_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
 
@@ -74,9 +75,13 @@ class BaseModel(ABC):
     def wrap(self, net):
         """Spread a network over several GPUs (--gpu_ids 0,1,... in one process); under torchrun, or on a single
         device, keep it as it is. With --norm batch under torchrun, BatchNorm becomes SyncBatchNorm. With
-        --channels_last its weights take the NHWC layout, which convolutions then pass on to their outputs."""
+        --channels_last its weights take the NHWC layout, which convolutions then pass on to their outputs; with
+        --activation_checkpointing its ResNet blocks recompute their activations in the backward pass."""
         if self.opt.channels_last:
             net = net.to(memory_format=torch.channels_last)
+        for block in net.modules():
+            if isinstance(block, ResnetBlock):
+                block.recompute = self.isTrain and self.opt.activation_checkpointing
         if distributed.world_size() > 1:
             return nn.SyncBatchNorm.convert_sync_batchnorm(net) if self.opt.norm == 'batch' else net
         return nn.DataParallel(net, self.gpu_ids) if len(self.gpu_ids) > 1 else net

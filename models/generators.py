@@ -3,6 +3,7 @@ import functools
 
 import torch
 import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
 
 
 def uses_bias(norm_layer):
@@ -12,7 +13,8 @@ def uses_bias(norm_layer):
 
 
 class ResnetBlock(nn.Module):
-    """Two reflect-padded 3x3 convolutions with a skip connection."""
+    """Two reflect-padded 3x3 convolutions with a skip connection. With `recompute` set (--activation_checkpointing),
+    training keeps only the block's input and recomputes the rest during the backward pass."""
 
     def __init__(self, dim, norm_layer, use_dropout, use_bias):
         super().__init__()
@@ -21,8 +23,11 @@ class ResnetBlock(nn.Module):
             layers.append(nn.Dropout(0.5))
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(dim)]
         self.conv_block = nn.Sequential(*layers)
+        self.recompute = False
 
     def forward(self, x):
+        if self.recompute and torch.is_grad_enabled():
+            return x + checkpoint(self.conv_block, x, use_reentrant=False)
         return x + self.conv_block(x)
 
 

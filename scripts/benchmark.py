@@ -8,6 +8,7 @@ GPU memory on CUDA). Weights are random and CLIP is random (--clip_pretrained no
     python scripts/benchmark.py --mode train --height 128 --width 128 --repeats 3
     python scripts/benchmark.py --mode infer --literal-nrn        # the NRN's literal LIIF query, for comparison
     python scripts/benchmark.py --mode infer train --device cuda --dtype bfloat16 --channels-last
+    python scripts/benchmark.py --mode train --height 512 --width 512 --device cuda --activation-checkpointing
 """
 import argparse
 import json
@@ -37,6 +38,8 @@ def parse_args(argv=None):
     parser.add_argument('--ngf', type=int, default=64)
     parser.add_argument('--literal-nrn', action='store_true', help="time the NRN's literal query path")
     parser.add_argument('--channels-last', action='store_true', help='the networks in NHWC layout (--channels_last)')
+    parser.add_argument('--activation-checkpointing', action='store_true',
+                        help='training: recompute the ResNet blocks in the backward pass (--activation_checkpointing)')
     parser.add_argument('--one', action='store_true', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -52,6 +55,8 @@ def build(args, mode, workdir):
     if args.channels_last:
         argv.append('--channels_last')
     if mode == 'train':
+        if args.activation_checkpointing:
+            argv.append('--activation_checkpointing')
         argv += ['--clip_pretrained', 'none', '--display_id', '0', '--crop_size', str(args.height),
                  '--load_size', str(args.height)]
         opt = TrainOptions().parse(argv)
@@ -101,7 +106,8 @@ def measure(args, mode):
     return {'mode': mode, 'device': str(device), 'dtype': args.dtype, 'height': args.height, 'width': args.width,
             'batch': args.batch, 'repeats': args.repeats, 'median_s': round(statistics.median(times), 4),
             'min_s': round(min(times), 4), 'max_s': round(max(times), 4), 'peak_mem_mb': round(peak, 1),
-            'literal_nrn': args.literal_nrn, 'channels_last': args.channels_last, 'threads': torch.get_num_threads()}
+            'literal_nrn': args.literal_nrn, 'channels_last': args.channels_last,
+            'activation_checkpointing': args.activation_checkpointing, 'threads': torch.get_num_threads()}
 
 
 def main(argv=None):
