@@ -19,7 +19,7 @@ from models import create_model
 from options.test_options import TestOptions
 from util.evaluation import evaluate
 from util.html import HTML
-from util.util import UserError, save_image, tensor2im
+from util.util import UserError, out_of_memory, save_image, tensor2im
 
 
 def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
@@ -69,7 +69,14 @@ def run(opt):
             if 'A' not in data:
                 continue
             model.set_input(data)
-            model.test()
+            try:
+                model.test()
+            except torch.cuda.OutOfMemoryError:
+                for path in data['A_paths']:
+                    tqdm.write(out_of_memory(path, *data['A'].shape[-2:]), file=sys.stderr)
+                    skipped.append(path)
+                torch.cuda.empty_cache()
+                continue
             for i, path in enumerate(data['A_paths'][:total - done]):
                 visuals = {label: image[i:i + 1] for label, image in model.get_current_visuals().items()}
                 save_images(webpage, visuals, path, opt.aspect_ratio, opt.display_winsize)
@@ -86,7 +93,7 @@ def run(opt):
                  device=opt.device)
     print('results page: %s' % page)
     if skipped:
-        sys.exit('error: %d image(s) could not be read and were skipped' % len(skipped))
+        sys.exit('error: %d image(s) could not be enhanced and were skipped' % len(skipped))
 
 
 def main(argv=None):

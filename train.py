@@ -122,6 +122,11 @@ def train(opt):
                 except FloatingPointError as exc:
                     raise UserError('epoch %d, iteration %d: %s; the last checkpoint is kept (--nan_policy skip '
                                     'skips such steps)' % (epoch, counters['total_iters'] + batch, exc)) from None
+                except torch.cuda.OutOfMemoryError:
+                    raise UserError('epoch %d, iteration %d: out of GPU memory at --crop_size %d, --batch_size %d; '
+                                    'try --activation_checkpointing, --amp bf16 or a smaller --crop_size; the last '
+                                    'checkpoint is kept' % (epoch, counters['total_iters'] + batch, opt.crop_size,
+                                                            opt.batch_size)) from None
                 counters['total_iters'] += batch
                 counters['epoch_iter'] += batch
                 total = counters['total_iters']

@@ -13,11 +13,12 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.image_folder import is_image_file, load_rgb  # noqa: E402
 from models import load_enhancer  # noqa: E402
-from util.util import UserError, save_image  # noqa: E402
+from util.util import UserError, out_of_memory, save_image  # noqa: E402
 
 
 def collect(inputs):
@@ -68,10 +69,17 @@ def main(argv=None):
             tqdm.write('skipped %s: %s: %s' % (path, exc.__class__.__name__, exc), file=sys.stderr)
             skipped += 1
             continue
-        save_image(enhance(np.asarray(image)), os.path.join(args.out, stem + '.png'))
+        try:
+            enhanced = enhance(np.asarray(image))
+        except torch.cuda.OutOfMemoryError:
+            tqdm.write(out_of_memory(path, image.height, image.width), file=sys.stderr)
+            torch.cuda.empty_cache()
+            skipped += 1
+            continue
+        save_image(enhanced, os.path.join(args.out, stem + '.png'))
     print('enhanced %d image(s) into %s' % (len(images) - skipped, args.out))
     if skipped:
-        sys.exit('error: %d image(s) could not be read and were skipped' % skipped)
+        sys.exit('error: %d image(s) could not be enhanced and were skipped' % skipped)
     return 0
 
 

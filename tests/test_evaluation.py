@@ -14,7 +14,7 @@ from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import ROOT, build_model, train_options
-from test_pipeline import TINY, make_dataset_folders, run_script
+from test_pipeline import TINY, make_dataset_folders, run_script, write_image
 from util import metrics
 from util.evaluation import evaluate
 
@@ -252,3 +252,27 @@ def test_load_enhancer_accepts_pil_numpy_and_tensors_and_matches_test_py(tmp_pat
     assert np.array_equal(np.asarray(Image.open(tmp_path / 'enhanced' / 'p.png')), out)
     result = run_script('scripts/enhance.py', 'missing.png', '--checkpoints', folder, '--out', str(tmp_path / 'e'))
     assert result.returncode != 0 and result.stderr.strip() == 'error: missing.png: no such file or folder'
+
+
+def test_enhance_py_skips_and_names_an_image_too_large_for_the_gpu(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('enhance_script', os.path.join(ROOT, 'scripts', 'enhance.py'))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def load_small_gpu_enhancer(*args):
+        def enhance(image):
+            if image.shape[1] > 30:
+                raise torch.cuda.OutOfMemoryError('CUDA out of memory')
+            return image
+        return enhance
+
+    monkeypatch.setattr(script, 'load_enhancer', load_small_gpu_enhancer)
+    folder, out = tmp_path / 'photos', tmp_path / 'enhanced'
+    write_image(str(folder / 'small.png'), (20, 12))
+    write_image(str(folder / 'huge.png'), (36, 28))
+    with pytest.raises(SystemExit) as exit_info:
+        script.main([str(folder), '--checkpoints', str(tmp_path), '--out', str(out)])
+    assert str(exit_info.value) == 'error: 1 image(s) could not be enhanced and were skipped'
+    assert 'skipped %s: out of GPU memory at 36x28' % (folder / 'huge.png') in capsys.readouterr().err
+    assert os.listdir(out) == ['small.png']

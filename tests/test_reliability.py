@@ -2,6 +2,8 @@
 import collections
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -59,7 +61,7 @@ def test_corrupt_test_images_are_skipped_named_and_counted(tmp_path):
     result = run_script('test.py', '--dataroot', data, '--name', 'LSRW', '--checkpoints_dir', str(tmp_path / 'saves'),
                         '--results_dir', str(tmp_path / 'results'), '--gpu_ids', '-1', '--preprocess', 'none')
     line = one_line_error(result)
-    assert line == 'error: 2 image(s) could not be read and were skipped'
+    assert line == 'error: 2 image(s) could not be enhanced and were skipped'
     assert 'empty.png' in result.stderr and 'truncated.jpg' in result.stderr
     assert os.path.isfile(tmp_path / 'results' / 'LSRW' / 'test_latest' / 'images' / 'good_fake_B.png')
 
@@ -184,3 +186,53 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     assert train_script.main(train_argv(tmp_path, '--nan_policy', 'skip', '--name', 'skip')) == 0
     skipped = torch.load(tmp_path / 'saves' / 'skip' / 'latest_net_G_A.pth', weights_only=True)
     assert all(torch.isfinite(v).all() for v in skipped.values())
+
+
+def test_out_of_gpu_memory_names_the_remedies_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    make_dataset_folders(str(tmp_path / 'data'))
+    real_step = NeRCoModel.optimize_parameters
+    calls = []
+
+    def step_then_run_out_of_memory(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise torch.cuda.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')
+        return real_step(self)
+
+    monkeypatch.setattr(NeRCoModel, 'optimize_parameters', step_then_run_out_of_memory)
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path))
+    message = str(exit_info.value)
+    assert message.startswith('error: epoch 1, iteration 2: out of GPU memory at --crop_size 32') and '\n' not in message
+    assert '--activation_checkpointing' in message and '--amp bf16' in message
+    state = torch.load(tmp_path / 'saves' / 'run' / 'latest_train_state.pth', weights_only=False)
+    assert state['counters']['total_iters'] == 1
+
+
+def test_an_image_too_large_for_the_gpu_is_skipped_and_named(tmp_path):
+    from test_model import write_official_checkpoints
+    import json
+    data = str(tmp_path / 'data')
+    write_image(os.path.join(data, 'testA', 'small.png'), (20, 12))
+    write_image(os.path.join(data, 'testA', 'huge.png'), (36, 28))
+    with open(os.path.join(ROOT, 'tests', 'fixtures', 'official_nerco', 'manifest.json')) as f:
+        write_official_checkpoints(tmp_path / 'saves' / 'LSRW', json.load(f))
+    entry = tmp_path / 'test_with_a_small_gpu.py'
+    entry.write_text(f"""import runpy, sys, torch
+sys.path.insert(0, {ROOT!r})
+from models.NeRCo_model import NeRCoModel
+real_test = NeRCoModel.test
+def test(self):
+    if self.real_A.shape[-1] > 30:
+        raise torch.cuda.OutOfMemoryError('CUDA out of memory')
+    return real_test(self)
+NeRCoModel.test = test
+runpy.run_path({os.path.join(ROOT, 'test.py')!r}, run_name='__main__')
+""")
+    result = subprocess.run([sys.executable, str(entry), '--dataroot', data, '--name', 'LSRW', '--checkpoints_dir',
+                             str(tmp_path / 'saves'), '--results_dir', str(tmp_path / 'results'), '--gpu_ids', '-1',
+                             '--preprocess', 'none'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert one_line_error(result) == 'error: 1 image(s) could not be enhanced and were skipped'
+    assert 'skipped %s: out of GPU memory at 36x28; try --amp bf16' % os.path.join(data, 'testA', 'huge.png') in result.stderr
+    images = tmp_path / 'results' / 'LSRW' / 'test_latest' / 'images'
+    assert os.path.isfile(images / 'small_fake_B.png') and not os.path.exists(images / 'huge_fake_B.png')

@@ -11,6 +11,12 @@ class UserError(Exception):
     """A problem with the user's input (file, folder or flag), reported as one line without a traceback."""
 
 
+def out_of_memory(path, height, width):
+    """The line that names an image too large for the GPU and what to do."""
+    return ('skipped %s: out of GPU memory at %dx%d; try --amp bf16, a smaller copy (--preprocess scale_width '
+            '--load_size N) or the CPU' % (path, width, height))
+
+
 def tensor2im(image):
     """First image of a batch in [-1, 1] -> HxWx3 uint8 array (one channel is repeated to three)."""
     if not isinstance(image, torch.Tensor):
