@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from util import distributed
 from util.image_pool import ImagePool
-from . import networks
+from . import networks, out_of_core
 from .base_model import BaseModel
 from .discriminators import GANLoss
 from .edge_filter import EdgeFilter
@@ -103,6 +103,8 @@ class NeRCoModel(BaseModel):
         whose sides are not multiples of 4 is padded for the networks and its outputs cropped back."""
         h, w = real_A.shape[-2:]
         x = pad_to_multiple(real_A)
+        if getattr(self.opt, 'tile', 0) and not torch.is_grad_enabled():
+            return tuple(t[..., :h, :w] for t in out_of_core.enhance(self, x, self.opt.tile))
         pre_A = self.netPre(x)
         H, mask = self.netH(x)
         fake_B = self.netG_A(torch.cat((x, pre_A), 1) * mask)

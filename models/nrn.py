@@ -68,15 +68,16 @@ class ImplicitDecoder(nn.Module):
         Large images are decoded in bands of rows (about chunk_pixels each) to bound the memory of the 256-channel
         hidden layers; the result is the same."""
         h, w = feat.shape[-2:]
-        first = self.imnet.layers[0]
-        weight = first.weight[:, :self.feat_dim * 9].reshape(-1, self.feat_dim, 3, 3)
-        bias = torch.addmv(first.bias, first.weight[:, -2:], cell_size(h, w, feat.device).to(first.weight.dtype))
         padded = F.pad(feat, (1, 1, 1, 1))
         rows = max(1, chunk_pixels // w)
-        bands = [self.decode(padded[:, :, top:top + rows + 2], weight, bias) for top in range(0, h, rows)]
+        bands = [self.decode(padded[:, :, top:top + rows + 2], h, w) for top in range(0, h, rows)]
         return bands[0] if len(bands) == 1 else torch.cat(bands, dim=2)
 
-    def decode(self, padded, weight, bias):
+    def decode(self, padded, h, w):
+        """RGB for the rows of `padded` (features zero-padded by one pixel) in an h x w image."""
+        first = self.imnet.layers[0]
+        weight = first.weight[:, :self.feat_dim * 9].reshape(-1, self.feat_dim, 3, 3)
+        bias = torch.addmv(first.bias, first.weight[:, -2:], cell_size(h, w, padded.device).to(first.weight.dtype))
         x = F.conv2d(padded, weight, bias)
         for layer in self.imnet.layers[1:]:
             if isinstance(layer, nn.ReLU):

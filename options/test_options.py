@@ -16,5 +16,9 @@ class TestOptions(BaseOptions):
         parser.add_argument('--metrics', action='store_true',
                             help='score the results afterwards (scripts/evaluate.py): PSNR, SSIM and LPIPS against '
                                  '<dataroot>/<phase>B when it exists, NIQE always')
+        parser.add_argument('--tile', type=int, default=0,
+                            help='for photos too large for memory: compute layer by layer in bands of about N x N '
+                                 'pixels, keeping activations in temporary files (TMPDIR); same result, no seams; '
+                                 '0 (default) computes in memory')
         parser.set_defaults(load_size=parser.get_default('crop_size'))
         return parser

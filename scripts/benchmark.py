@@ -7,6 +7,7 @@ GPU memory on CUDA). Weights are random and CLIP is random (--clip_pretrained no
     python scripts/benchmark.py --mode infer --height 400 --width 600
     python scripts/benchmark.py --mode train --height 128 --width 128 --repeats 3
     python scripts/benchmark.py --mode infer --literal-nrn        # the NRN's literal LIIF query, for comparison
+    python scripts/benchmark.py --mode infer --height 3000 --width 4000 --tile 512 --repeats 1 --warmup 0
     python scripts/benchmark.py --mode infer train --device cuda --dtype bfloat16 --channels-last
     python scripts/benchmark.py --mode train --height 512 --width 512 --device cuda --activation-checkpointing
 """
@@ -38,6 +39,7 @@ def parse_args(argv=None):
     parser.add_argument('--ngf', type=int, default=64)
     parser.add_argument('--literal-nrn', action='store_true', help="time the NRN's literal query path")
     parser.add_argument('--channels-last', action='store_true', help='the networks in NHWC layout (--channels_last)')
+    parser.add_argument('--tile', type=int, default=0, help='inference out of core in bands of about N x N pixels')
     parser.add_argument('--activation-checkpointing', action='store_true',
                         help='training: recompute the ResNet blocks in the backward pass (--activation_checkpointing)')
     parser.add_argument('--one', action='store_true', help=argparse.SUPPRESS)
@@ -61,7 +63,7 @@ def build(args, mode, workdir):
                  '--load_size', str(args.height)]
         opt = TrainOptions().parse(argv)
     else:
-        opt = TestOptions().parse(argv)
+        opt = TestOptions().parse(argv + ['--tile', str(args.tile)])
     if args.device == 'mps':
         opt.device = 'mps'
     with warnings.catch_warnings():
@@ -107,7 +109,7 @@ def measure(args, mode):
             'batch': args.batch, 'repeats': args.repeats, 'median_s': round(statistics.median(times), 4),
             'min_s': round(min(times), 4), 'max_s': round(max(times), 4), 'peak_mem_mb': round(peak, 1),
             'literal_nrn': args.literal_nrn, 'channels_last': args.channels_last,
-            'activation_checkpointing': args.activation_checkpointing, 'threads': torch.get_num_threads()}
+            'activation_checkpointing': args.activation_checkpointing, 'tile': args.tile, 'threads': torch.get_num_threads()}
 
 
 def main(argv=None):

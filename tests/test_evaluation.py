@@ -245,6 +245,11 @@ def test_load_enhancer_accepts_pil_numpy_and_tensors_and_matches_test_py(tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     written = np.asarray(Image.open(tmp_path / 'results' / 'tiny' / 'test_latest' / 'images' / 'p_fake_B.png'))
     assert np.array_equal(written, out)
+    result = run_script('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'saves'),
+                        '--results_dir', str(tmp_path / 'tiled'), *TINY, '--preprocess', 'none', '--tile', '8')
+    assert result.returncode == 0, result.stderr[-2000:]
+    tiled = np.asarray(Image.open(tmp_path / 'tiled' / 'tiny' / 'test_latest' / 'images' / 'p_fake_B.png'))
+    assert np.abs(tiled.astype(int) - out).max() <= 1
 
     result = run_script('scripts/enhance.py', os.path.join(data, 'testA'), '--checkpoints', folder, '--out',
                         str(tmp_path / 'enhanced'))

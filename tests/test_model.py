@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import FIXTURES, NETWORKS, build_model, fill_model, train_options
-from fill import fill_tensor
+from fill import fill_state_dict, fill_tensor
 from options.test_options import TestOptions
 from util.util import UserError
 
@@ -85,6 +85,56 @@ def test_any_input_size_keeps_its_size(tmp_path, size):
         outputs = model.enhance(torch.rand(1, 3, *size) * 2 - 1)
     for out in outputs:
         assert out.shape[-2:] == size and torch.isfinite(out).all()
+
+
+def test_tiled_inference_equals_in_memory_with_parity_weights(tmp_path):
+    model = build_model(make_test_options(tmp_path))
+    for name in ('G_A', 'Pre', 'H'):
+        net = getattr(model, 'net' + name)
+        net.load_state_dict(fill_state_dict(net.state_dict(), name + '.'))
+    images = torch.rand(2, 3, 37, 50, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        reference = model.enhance(images)
+        model.opt.tile = 10  # bands of about 100 pixels: one to three rows of each layer
+        tiled = model.enhance(images)
+    for name, a, b in zip(('pre_A', 'H', 'mask', 'fake_B'), reference, tiled):
+        assert a.shape == b.shape and (a - b).abs().max() < 1e-4, name
+
+
+@pytest.mark.parametrize('norm,eval_mode', [('batch', True), ('batch', False), ('none', False)])
+def test_tiled_inference_with_other_norms(tmp_path, norm, eval_mode):
+    torch.manual_seed(0)
+    model = build_model(make_test_options(tmp_path, '--ngf', '8', '--norm', norm, *(['--eval'] if eval_mode else [])))
+    for net in (model.netPre, model.netH, model.netG_A):
+        for layer in net.modules():
+            if isinstance(layer, torch.nn.BatchNorm2d):
+                layer.running_mean.uniform_(-0.5, 0.5)
+                layer.running_var.uniform_(0.5, 2)
+        net.train(not eval_mode)
+    image = torch.rand(1, 3, 24, 32) * 2 - 1
+    with torch.no_grad():
+        reference = model.enhance(image)[3]
+        model.opt.tile = 8
+        tiled = model.enhance(image)[3]
+    assert (reference - tiled).abs().max() < 1e-4
+
+
+def test_tiled_inference_rejects_unet_generators(tmp_path):
+    model = build_model(make_test_options(tmp_path, '--ngf', '8', '--netG', 'unet_256', '--tile', '64'))
+    with torch.no_grad(), pytest.raises(UserError, match='--tile supports the ResNet generators only'):
+        model.enhance(torch.rand(1, 3, 16, 16))
+
+
+def test_tiled_inference_on_a_full_disk_names_tmpdir(tmp_path, monkeypatch):
+    from models import out_of_core
+
+    def full_disk(self, top, band):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(out_of_core.Activation, 'write', full_disk)
+    model = build_model(make_test_options(tmp_path, '--ngf', '8', '--tile', '64'))
+    with torch.no_grad(), pytest.raises(UserError, match='No space left on device; set TMPDIR to a folder'):
+        model.enhance(torch.rand(1, 3, 16, 16))
 
 
 @pytest.mark.parametrize('amp', ['none', 'bf16', 'fp16'])

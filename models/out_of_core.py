@@ -1,0 +1,223 @@
+"""Exact inference for photos too large to enhance in memory (test.py --tile N).
+
+Pre, H and G_A run layer by layer; each layer is computed in bands of rows (about N x N pixels each) from the
+previous layer's output, which waits in a temporary file. Instance norms use statistics gathered over the whole
+image while their input was written, so the result equals the in-memory one (no seams, no blending) while memory
+holds only a few bands. Temporary files go to the system's temporary folder (TMPDIR).
+"""
+import tempfile
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from util.util import UserError
+from .generators import ResnetBlock, ResnetGenerator
+
+
+def reflect(i, size):
+    return -i if i < 0 else 2 * (size - 1) - i if i >= size else i
+
+
+class Activation:
+    """A (C, H, W) float32 tensor kept in a file row after row, with the mean, variance and maximum of each channel.
+    Reading applies the pointwise operations (norm, ReLU, tanh...) that later layers append to `ops`; each gets a
+    fresh tensor it may change in place."""
+
+    def __init__(self, folder, channels, height, width, stats):
+        self.shape = (channels, height, width)
+        self.stats = stats
+        self.file = tempfile.TemporaryFile(dir=folder)
+        self.ops = []
+        self.count = 0
+        self.mean = torch.zeros(channels, dtype=torch.float64)
+        self.var = torch.zeros(channels, dtype=torch.float64)
+        self.max = torch.full((channels,), -float('inf'), dtype=torch.float64)
+
+    def write(self, top, band):
+        band = band.float().cpu()
+        if self.stats:  # each band's mean and squared deviations, merged in float64 (Chan et al.)
+            mean = band.mean((1, 2))
+            sq_dev = torch.linalg.vector_norm(band - mean[:, None, None], dim=(1, 2)).double().square()
+            count = band.shape[1] * band.shape[2]
+            total = self.count + count
+            delta = mean.double() - self.mean
+            self.var = (self.var * self.count + sq_dev + delta.square() * self.count * count / total) / total
+            self.mean += delta * count / total
+            self.count = total
+            self.max = torch.maximum(self.max, band.amax((1, 2)).double())
+        channels, _, width = self.shape
+        self.file.seek(top * channels * width * 4)
+        self.file.write(band.transpose(0, 1).contiguous().numpy().data)
+
+    def read(self, top, bottom):
+        """Rows top..bottom-1, which lie inside the image, as (C, rows, W)."""
+        channels, _, width = self.shape
+        x = torch.empty(bottom - top, channels, width)
+        self.file.seek(top * channels * width * 4)
+        self.file.readinto(x.numpy().data.cast('B'))
+        x = x.transpose(0, 1)
+        for op in self.ops:
+            x = op(x)
+        return x
+
+    def rows(self, top, bottom, mode):
+        """Rows top..bottom-1 where those outside the image are mirrored (mode 'reflect') or zero."""
+        height = self.shape[1]
+        if mode == 'reflect':
+            index = [reflect(i, height) for i in range(top, bottom)]
+            first = min(index)
+            return self.read(first, max(index) + 1)[:, [i - first for i in index]]
+        inside = self.read(max(top, 0), min(bottom, height))
+        return F.pad(inside, (0, 0, max(top, 0) - top, bottom - min(bottom, height)))
+
+    def normalise(self, layer):
+        """Append an instance norm, or a batch norm (whole-image statistics in training mode, as for a batch of one
+        image; running statistics in eval mode)."""
+        if isinstance(layer, nn.InstanceNorm2d) or layer.training:
+            mean, var = self.mean, self.var
+        else:
+            mean, var = layer.running_mean.double().cpu(), layer.running_var.double().cpu()
+        scale = var.add(layer.eps).rsqrt()
+        shift = -mean * scale
+        if layer.affine:
+            weight, bias = layer.weight.detach().double().cpu(), layer.bias.detach().double().cpu()
+            scale, shift = scale * weight, shift * weight + bias
+        scale, shift = scale.float()[:, None, None], shift.float()[:, None, None]
+        self.ops.append(lambda x: torch.addcmul(shift, x, scale))
+
+
+class Engine:
+    """Runs layers on Activations, band by band, on the device of the weights."""
+
+    def __init__(self, folder, band_pixels, device):
+        self.folder = folder
+        self.band_pixels = band_pixels
+        self.device = device
+
+    def new(self, channels, height, width, stats=False):
+        return Activation(self.folder, channels, height, width, stats)
+
+    def bands(self, height, width, minimum=1):
+        rows = max(minimum, self.band_pixels // width)
+        return [(top, min(top + rows, height)) for top in range(0, height, rows)]
+
+    def map(self, channels, height, width, compute, stats=False):
+        """A new Activation whose rows top..bottom-1 are compute(top, bottom)."""
+        out = self.new(channels, height, width, stats)
+        for top, bottom in self.bands(height, width):
+            out.write(top, compute(top, bottom))
+        return out
+
+    def conv(self, x, layer, pad, mode):
+        channels, height, width = x.shape
+        kernel, stride = layer.kernel_size[0], layer.stride[0]
+        out_h, out_w = (height + 2 * pad - kernel) // stride + 1, (width + 2 * pad - kernel) // stride + 1
+
+        def compute(top, bottom):
+            band = x.rows(top * stride - pad, (bottom - 1) * stride + kernel - pad, mode)[None].to(self.device)
+            band = F.pad(band, (pad, pad, 0, 0), mode='reflect' if mode == 'reflect' else 'constant')
+            return F.conv2d(band, layer.weight, layer.bias, stride=stride)[0]
+
+        return self.map(layer.out_channels, out_h, out_w, compute, stats=True)
+
+    def conv_transpose(self, x, layer):
+        """ConvTranspose2d(kernel 3, stride 2, padding 1, output_padding 1), as the generators upsample."""
+        _, height, width = x.shape
+
+        def compute(top, bottom):
+            first, last = max(0, top // 2 - 1), min(height, bottom // 2 + 1)
+            band = F.conv_transpose2d(x.read(first, last)[None].to(self.device), layer.weight, layer.bias, stride=2)
+            return band[0, :, top - 2 * first + 1:bottom - 2 * first + 1, 1:2 * width + 1]
+
+        return self.map(layer.out_channels, 2 * height, 2 * width, compute, stats=True)
+
+    def pad(self, x, pad):
+        """Reflection padding on all four sides, written out (its statistics then include the border)."""
+        channels, height, width = x.shape
+        return self.map(channels, height + 2 * pad, width + 2 * pad, lambda top, bottom: F.pad(
+            x.rows(top - pad, bottom - pad, 'reflect')[None], (pad, pad, 0, 0), mode='reflect')[0], stats=True)
+
+    def add(self, a, b):
+        return self.map(*a.shape, lambda top, bottom: a.read(top, bottom) + b.read(top, bottom))
+
+    def sequential(self, layers, x):
+        """Run an nn.Sequential of the layers the ResNet-style networks use."""
+        pad = 0
+        for layer in layers:
+            if isinstance(layer, nn.ReflectionPad2d):
+                pad = layer.padding[0]
+            elif isinstance(layer, nn.Conv2d):
+                x = self.conv(x, layer, pad, 'reflect') if pad else self.conv(x, layer, layer.padding[0], 'zeros')
+                pad = 0
+            elif isinstance(layer, nn.ConvTranspose2d):
+                if (layer.kernel_size, layer.stride, layer.padding, layer.output_padding) != ((3, 3), (2, 2),
+                                                                                                (1, 1), (1, 1)):
+                    raise UserError('--tile: this transposed convolution is not supported')
+                x = self.conv_transpose(x, layer)
+            elif isinstance(layer, (nn.InstanceNorm2d, nn.BatchNorm2d)):
+                x.normalise(layer)
+            elif isinstance(layer, nn.ReLU):
+                x.ops.append(torch.relu_)
+            elif isinstance(layer, nn.Tanh):
+                x.ops.append(torch.tanh_)
+            elif isinstance(layer, ResnetBlock):
+                x = self.add(x, self.sequential(layer.conv_block, x))
+            elif not isinstance(layer, (nn.Dropout, nn.Identity)):
+                raise UserError('--tile supports the ResNet generators only (--netG resnet_9blocks or '
+                                'resnet_6blocks), not %s layers' % type(layer).__name__)
+        return self.pad(x, pad) if pad else x
+
+    def nrn(self, net, x):
+        feat = self.sequential(net.model, x)
+        _, height, width = feat.shape
+
+        def compute(top, bottom):
+            band = F.pad(feat.rows(top - 1, bottom + 1, 'zeros')[None].to(self.device), (1, 1, 0, 0))
+            return net.mlp.decode(band, height, width)[0]
+
+        return self.map(3, height, width, compute)
+
+    def mask_extractor(self, net, x):
+        feat = self.sequential(net.model, x)
+        pooled = torch.cat([feat.mean, feat.max]).float().to(self.device)[None, :, None, None]
+        weights = net.conv_ca(net.fc2(F.relu(net.fc1(pooled))))[0].float().cpu()
+
+        def spatial(top, bottom):
+            attended = feat.read(top, bottom) * weights
+            return torch.cat([attended.mean(0, keepdim=True), attended.amax(0, keepdim=True)])
+
+        mask = self.conv(self.map(2, *feat.shape[1:], spatial), net.conv1, 0, 'zeros')
+        mask.ops.append(torch.sigmoid_)
+        residual = self.conv(feat, net.output, 0, 'zeros')
+        residual.ops.append(torch.tanh_)
+        return residual, mask
+
+
+def unwrap(net):
+    return net.module if isinstance(net, nn.DataParallel) else net
+
+
+def enhance(model, x, band_size):
+    """(pre_A, H, mask, fake_B) for x of shape (B, 3, H, W) whose sides are multiples of 4, computed out of core
+    in bands of about band_size x band_size pixels."""
+    pre_net, h_net, g_net = unwrap(model.netPre), unwrap(model.netH), unwrap(model.netG_A)
+    if not isinstance(g_net, ResnetGenerator):
+        raise UserError('--tile supports the ResNet generators only (--netG resnet_9blocks or resnet_6blocks)')
+    outputs = []
+    try:
+        with tempfile.TemporaryDirectory(prefix='nerco_tile_') as folder:
+            engine = Engine(folder, band_size * band_size, x.device)
+            for image in x:
+                source = engine.new(*image.shape)
+                source.write(0, image)
+                pre_A = engine.nrn(pre_net, source)
+                residual, mask = engine.mask_extractor(h_net, source)
+                joined = engine.map(6, *image.shape[1:], lambda top, bottom: torch.cat(
+                    [source.read(top, bottom), pre_A.read(top, bottom)]) * mask.read(top, bottom))
+                fake_B = engine.sequential(g_net.model, joined)
+                outputs.append([a.read(0, a.shape[1]).to(x.device) for a in (pre_A, residual, mask, fake_B)])
+    except OSError as exc:
+        raise UserError('--tile: temporary files in %s: %s; set TMPDIR to a folder on a disk with more room'
+                        % (tempfile.gettempdir(), exc.strerror or exc)) from None
+    return tuple(torch.stack(parts) for parts in zip(*outputs))
