@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from util.util import UserError
+from .base_model import unwrap
 from .generators import ResnetBlock, ResnetGenerator
 
 
@@ -192,10 +193,6 @@ class Engine:
         residual = self.conv(feat, net.output, 0, 'zeros')
         residual.ops.append(torch.tanh_)
         return residual, mask
-
-
-def unwrap(net):
-    return net.module if isinstance(net, nn.DataParallel) else net
 
 
 def enhance(model, x, band_size):

@@ -109,7 +109,8 @@ def measure(args, mode):
             'batch': args.batch, 'repeats': args.repeats, 'median_s': round(statistics.median(times), 4),
             'min_s': round(min(times), 4), 'max_s': round(max(times), 4), 'peak_mem_mb': round(peak, 1),
             'literal_nrn': args.literal_nrn, 'channels_last': args.channels_last,
-            'activation_checkpointing': args.activation_checkpointing, 'tile': args.tile, 'threads': torch.get_num_threads()}
+            'activation_checkpointing': args.activation_checkpointing, 'tile': args.tile,
+            'threads': torch.get_num_threads()}
 
 
 def main(argv=None):

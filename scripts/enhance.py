@@ -76,6 +76,8 @@ def main(argv=None):
             torch.cuda.empty_cache()
             skipped += 1
             continue
+        except UserError as exc:
+            sys.exit('error: %s' % exc)
         save_image(enhanced, os.path.join(args.out, stem + '.png'))
     print('enhanced %d image(s) into %s' % (len(images) - skipped, args.out))
     if skipped:

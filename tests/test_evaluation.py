@@ -17,6 +17,7 @@ from conftest import ROOT, build_model, train_options
 from test_pipeline import TINY, make_dataset_folders, run_script, write_image
 from util import metrics
 from util.evaluation import evaluate
+from util.util import UserError
 
 REAL_LOWLIGHT = os.path.join(os.path.dirname(ROOT), 'shared', 'real_lowlight')
 
@@ -259,7 +260,7 @@ def test_load_enhancer_accepts_pil_numpy_and_tensors_and_matches_test_py(tmp_pat
     assert result.returncode != 0 and result.stderr.strip() == 'error: missing.png: no such file or folder'
 
 
-def test_enhance_py_skips_and_names_an_image_too_large_for_the_gpu(tmp_path, monkeypatch, capsys):
+def test_enhance_py_skips_an_image_too_large_for_the_gpu_and_stops_on_a_user_error(tmp_path, monkeypatch, capsys):
     import importlib.util
     spec = importlib.util.spec_from_file_location('enhance_script', os.path.join(ROOT, 'scripts', 'enhance.py'))
     script = importlib.util.module_from_spec(spec)
@@ -281,3 +282,11 @@ def test_enhance_py_skips_and_names_an_image_too_large_for_the_gpu(tmp_path, mon
     assert str(exit_info.value) == 'error: 1 image(s) could not be enhanced and were skipped'
     assert 'skipped %s: out of GPU memory at 36x28' % (folder / 'huge.png') in capsys.readouterr().err
     assert os.listdir(out) == ['small.png']
+
+    def refuse(image):
+        raise UserError('--tile supports the ResNet generators only')
+
+    monkeypatch.setattr(script, 'load_enhancer', lambda *args: refuse)
+    with pytest.raises(SystemExit) as exit_info:
+        script.main([str(folder), '--checkpoints', str(tmp_path), '--out', str(out)])
+    assert str(exit_info.value) == 'error: --tile supports the ResNet generators only'

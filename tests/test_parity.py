@@ -106,7 +106,8 @@ def trained_step(parity_model, tensors):
     """forward, backward_G with frozen discriminators, then backward_D_A and backward_D_B, as the fixture did."""
     with exact_float32():
         model = parity_model
-        model.set_input({'A': tensors['train.real_A'], 'B': tensors['train.real_B'], 'A_paths': ['a'], 'B_paths': ['b']})
+        model.set_input({'A': tensors['train.real_A'], 'B': tensors['train.real_B'],
+                         'A_paths': ['a'], 'B_paths': ['b']})
         model.forward()
         model.set_requires_grad([getattr(model, n) for n in DISCRIMINATORS], False)
         model.backward_G()

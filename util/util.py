@@ -13,8 +13,8 @@ class UserError(Exception):
 
 def out_of_memory(path, height, width):
     """The line that names an image too large for the GPU and what to do."""
-    return ('skipped %s: out of GPU memory at %dx%d; try --amp bf16, a smaller copy (--preprocess scale_width '
-            '--load_size N) or the CPU' % (path, width, height))
+    return ('skipped %s: out of GPU memory at %dx%d; try --tile 512, --amp bf16, a smaller copy (--preprocess '
+            'scale_width --load_size N) or the CPU' % (path, width, height))
 
 
 def tensor2im(image):
