@@ -99,15 +99,12 @@ class Engine:
     def new(self, channels, height, width, stats=False):
         return Activation(self.folder, channels, height, width, stats)
 
-    def bands(self, height, width, minimum=1):
-        rows = max(minimum, self.band_pixels // width)
-        return [(top, min(top + rows, height)) for top in range(0, height, rows)]
-
     def map(self, channels, height, width, compute, stats=False):
-        """A new Activation whose rows top..bottom-1 are compute(top, bottom)."""
+        """A new Activation whose rows top..bottom-1 are compute(top, bottom), band by band."""
         out = self.new(channels, height, width, stats)
-        for top, bottom in self.bands(height, width):
-            out.write(top, compute(top, bottom))
+        rows = max(1, self.band_pixels // width)
+        for top in range(0, height, rows):
+            out.write(top, compute(top, min(top + rows, height)))
         return out
 
     def conv(self, x, layer, pad, mode):
