@@ -251,6 +251,7 @@ def test_load_enhancer_accepts_pil_numpy_and_tensors_and_matches_test_py(tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     tiled = np.asarray(Image.open(tmp_path / 'tiled' / 'tiny' / 'test_latest' / 'images' / 'p_fake_B.png'))
     assert np.abs(tiled.astype(int) - out).max() <= 1
+    assert np.abs(load_enhancer(folder, options=['--tile', '8'])(photo).astype(int) - out).max() <= 1
 
     result = run_script('scripts/enhance.py', os.path.join(data, 'testA'), '--checkpoints', folder, '--out',
                         str(tmp_path / 'enhanced'))
