@@ -22,3 +22,8 @@ class TestOptions(BaseOptions):
                                  '0 (default) computes in memory')
         parser.set_defaults(load_size=parser.get_default('crop_size'))
         return parser
+
+    def check(self, parser, opt):
+        BaseOptions.check(self, parser, opt)
+        if opt.tile < 0:
+            parser.error('--tile %d: give the band size in pixels (e.g. 512), or 0 to compute in memory' % opt.tile)

@@ -70,6 +70,12 @@ def test_bad_options_are_rejected_at_parse_time(tmp_path, capsys, argv, message)
     assert message in capsys.readouterr().err
 
 
+def test_negative_tile_is_rejected_at_parse_time(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        TestOptions().parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path), '--tile', '-512'])
+    assert '--tile -512: give the band size in pixels (e.g. 512), or 0' in capsys.readouterr().err
+
+
 def test_bf16_on_a_gpu_without_it_is_rejected_at_parse_time(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(base_options, 'choose_device', lambda requested: ([0], 'cuda:0'))
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: False)
