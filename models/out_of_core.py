@@ -15,6 +15,8 @@ from util.util import UserError
 from .base_model import unwrap
 from .generators import ResnetBlock, ResnetGenerator
 
+RESNET_ONLY = '--tile supports the ResNet generators only (--netG resnet_9blocks or resnet_6blocks)'
+
 
 def reflect(i, size):
     return -i if i < 0 else 2 * (size - 1) - i if i >= size else i
@@ -108,7 +110,7 @@ class Engine:
         return out
 
     def conv(self, x, layer, pad, mode):
-        channels, height, width = x.shape
+        _, height, width = x.shape
         kernel, stride = layer.kernel_size[0], layer.stride[0]
         out_h, out_w = (height + 2 * pad - kernel) // stride + 1, (width + 2 * pad - kernel) // stride + 1
 
@@ -162,8 +164,7 @@ class Engine:
             elif isinstance(layer, ResnetBlock):
                 x = self.add(x, self.sequential(layer.conv_block, x))
             elif not isinstance(layer, (nn.Dropout, nn.Identity)):
-                raise UserError('--tile supports the ResNet generators only (--netG resnet_9blocks or '
-                                'resnet_6blocks), not %s layers' % type(layer).__name__)
+                raise UserError('%s, not %s layers' % (RESNET_ONLY, type(layer).__name__))
         return self.pad(x, pad) if pad else x
 
     def nrn(self, net, x):
@@ -197,7 +198,7 @@ def enhance(model, x, band_size):
     in bands of about band_size x band_size pixels."""
     pre_net, h_net, g_net = unwrap(model.netPre), unwrap(model.netH), unwrap(model.netG_A)
     if not isinstance(g_net, ResnetGenerator):
-        raise UserError('--tile supports the ResNet generators only (--netG resnet_9blocks or resnet_6blocks)')
+        raise UserError(RESNET_ONLY)
     outputs = []
     try:
         with tempfile.TemporaryDirectory(prefix='nerco_tile_') as folder:
