@@ -61,12 +61,15 @@ class DataLoader:
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
         n = int(min(len(self.dataset), opt.max_dataset_size))
-        self.sampler = EpochSampler(n, not opt.serial_batches, getattr(opt, 'seed', 0) or 0,
-                                    distributed.rank(), distributed.world_size())
+        seed = getattr(opt, 'seed', 0) or 0
+        self.sampler = EpochSampler(n, not opt.serial_batches, seed, distributed.rank(), distributed.world_size())
         workers = min(int(opt.num_threads), os.cpu_count() or 1, n)
+        # Each iterator draws a worker seed; from its own generator, so that starting an iterator after a resume
+        # does not advance torch's global random state (which the training step draws from).
         self.dataloader = torch.utils.data.DataLoader(
             self.dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=workers,
-            collate_fn=getattr(self.dataset, 'collate', None), persistent_workers=workers > 0)
+            collate_fn=getattr(self.dataset, 'collate', None), persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(seed))
 
     def set_epoch(self, epoch, skip=0):
         """Draw the order of this epoch; leave out its first `skip` images."""

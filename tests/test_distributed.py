@@ -35,7 +35,23 @@ def torchrun(tmp_path, entry, name, *extra):
 
 
 def test_torchrun_two_cpu_processes(tmp_path):
-    data, result = torchrun(tmp_path, os.path.join(ROOT, 'train.py'), 'ddp')
+    # Every file written atomically (checkpoints, training state, pages) ends in os.replace: log who did it.
+    entry = tmp_path / 'log_writes.py'
+    entry.write_text(f"""import os, sys
+sys.path.insert(0, {ROOT!r})
+real_replace = os.replace
+def replace(src, dst, *args, **kwargs):
+    with open(os.path.join({str(tmp_path)!r}, 'written_by_rank_' + os.environ['RANK']), 'a') as log:
+        log.write(os.path.basename(dst) + '\\n')
+    return real_replace(src, dst, *args, **kwargs)
+os.replace = replace
+import train
+train.main()
+""")
+    data, result = torchrun(tmp_path, str(entry), 'ddp')
+    with open(tmp_path / 'written_by_rank_0') as log:
+        assert {'latest_net_G_A.pth', 'latest_net_D_B_edge.pth', 'latest_train_state.pth'} <= set(log.read().split())
+    assert not os.path.exists(tmp_path / 'written_by_rank_1')
     assert result.stdout.count('The number of training images = 2 (per process)') == 1
     saves = str(tmp_path / 'saves')
     run_dir = os.path.join(saves, 'ddp')

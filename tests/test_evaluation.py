@@ -52,6 +52,14 @@ def test_niqe_matches_the_reference_implementation_on_real_photos():
         assert abs(niqe(image) - expected) < 1e-3, name
 
 
+def test_niqe_matches_the_reference_implementation_on_scikit_image_photos():
+    with open(os.path.join(ROOT, 'tests', 'fixtures', 'niqe_reference.json')) as f:
+        reference = json.load(f)['niqe_skimage']
+    niqe = metrics.NIQE()
+    for name, expected in reference.items():
+        assert abs(niqe(getattr(skdata, name)()) - expected) < 1e-3, name
+
+
 def test_niqe_rises_for_blurred_and_noised_images():
     photo = skdata.astronaut()
     blurred = ndimage.gaussian_filter(photo.astype(float), (2, 2, 0)).round().astype(np.uint8)
@@ -144,6 +152,14 @@ def test_evaluate_writes_csv_json_and_one_table_on_the_page(tmp_path, monkeypatc
     output, truth = image_pair(0, (200, 210))
     assert float(rows[0]['psnr']) == pytest.approx(metrics.psnr(output, truth), abs=1e-5)
     assert float(rows[2]['psnr']) == pytest.approx(summary['mean']['psnr'], abs=1e-5)
+    # The mean row against means recomputed here from the images themselves.
+    pairs = [image_pair(i, (200, 210)) for i in range(2)]
+    niqe = metrics.NIQE()
+    expected = {'psnr': [metrics.psnr(o, t) for o, t in pairs], 'ssim': [metrics.ssim(o, t) for o, t in pairs],
+                'niqe': [niqe(o) for o, _ in pairs], 'loe': [metrics.loe(o, t // 4) for o, t in pairs]}
+    for column, values in expected.items():
+        assert abs(values[0] - values[1]) > 1e-4, column
+        assert float(rows[2][column]) == pytest.approx(np.mean(values), abs=1e-5), column
     with open(os.path.join(results, 'metrics.json')) as f:
         saved = json.load(f)
     assert saved['images'] == 2 and 'data range 255' in saved['notes'][0]
@@ -177,18 +193,30 @@ def save_tiny_checkpoint(tmp_path, name='tiny'):
 
 
 def test_test_script_with_metrics_scores_against_testB(tmp_path):
-    data = make_dataset_folders(str(tmp_path / 'data'), size=(100, 98))
+    data = make_dataset_folders(str(tmp_path / 'data'), size=(200, 196))  # NIQE needs 2x2 blocks of 96x96
     for i in range(2):
-        Image.fromarray(image_pair(i, (98, 100))[1]).save(os.path.join(data, 'testA', 'img%d.png' % i))
+        Image.fromarray(image_pair(i, (196, 200))[1]).save(os.path.join(data, 'testA', 'img%d.png' % i))
     os.makedirs(os.path.join(data, 'testB'))
-    Image.fromarray(image_pair(0, (98, 100))[1]).save(os.path.join(data, 'testB', 'img0.png'))
+    Image.fromarray(image_pair(0, (196, 200))[1]).save(os.path.join(data, 'testB', 'img0.png'))
     save_tiny_checkpoint(tmp_path)
     result = run_script('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'saves'),
                         '--results_dir', str(tmp_path / 'results'), *TINY, '--preprocess', 'none', '--metrics')
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'mean over 2 image(s): PSNR' in result.stdout and 'without ground truth' in result.stdout
-    with open(tmp_path / 'results' / 'tiny' / 'test_latest' / 'index.html') as f:
+    results = tmp_path / 'results' / 'tiny' / 'test_latest'
+    with open(results / 'index.html') as f:
         assert '<div id="metrics">' in f.read()
+    with open(results / 'metrics.csv') as f:
+        rows = {row['image']: row for row in csv.DictReader(f)}
+    outputs = [np.asarray(Image.open(results / 'images' / ('img%d_fake_B.png' % i))) for i in range(2)]
+    truth = np.asarray(Image.open(os.path.join(data, 'testB', 'img0.png')))
+    assert float(rows['img0_fake_B.png']['psnr']) == pytest.approx(metrics.psnr(outputs[0], truth), abs=1e-5)
+    assert float(rows['img0_fake_B.png']['ssim']) == pytest.approx(metrics.ssim(outputs[0], truth), abs=1e-5)
+    assert rows['img1_fake_B.png']['psnr'] == ''
+    niqe = [metrics.NIQE()(output) for output in outputs]
+    assert not np.isnan(niqe).any()
+    assert float(rows['img1_fake_B.png']['niqe']) == pytest.approx(niqe[1], abs=1e-5)
+    assert float(rows['mean']['niqe']) == pytest.approx(np.mean(niqe), abs=1e-5)
 
 
 def make_pairs(root, folders, names):

@@ -78,13 +78,56 @@ def test_missing_and_truncated_checkpoints(tmp_path, manifest):
         load_test_model(tmp_path)
 
 
-@pytest.mark.parametrize('size', [(1, 1), (3, 5), (37, 41), (40, 56)])
-def test_any_input_size_keeps_its_size(tmp_path, size):
+# (size, padding to the bottom and right, mode): sides become multiples of 4 and at least 8.
+PADDING = [((1, 1), (7, 7), 'replicate'), ((3, 5), (5, 3), 'replicate'), ((37, 41), (3, 3), 'reflect'),
+           ((40, 56), (0, 0), 'reflect')]
+
+
+@pytest.mark.parametrize('size, padding, mode', PADDING)
+def test_any_input_size_keeps_its_size(tmp_path, size, padding, mode):
     model = build_model(make_test_options(tmp_path, '--ngf', '8'))
+    image = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
-        outputs = model.enhance(torch.rand(1, 3, *size) * 2 - 1)
-    for out in outputs:
+        outputs = model.enhance(image)
+        padded = torch.nn.functional.pad(image, (0, padding[1], 0, padding[0]), mode=mode)
+        pre_A = model.netPre(padded)
+        H, mask = model.netH(padded)
+        fake_B = model.netG_A(torch.cat((padded, pre_A), 1) * mask)
+    h, w = size
+    for out, by_hand in zip(outputs, (pre_A, H, mask, fake_B)):
         assert out.shape[-2:] == size and torch.isfinite(out).all()
+        assert torch.allclose(out, by_hand[..., :h, :w], atol=1e-6)
+
+
+def test_loss_weights_follow_lambda_A_lambda_B_and_lambda_identity(tmp_path):
+    """The weighted losses of the official backward_G recomputed by hand, with lambda_A != lambda_B (the parity
+    case has both at 10, so it cannot tell them apart)."""
+    torch.manual_seed(0)
+    model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--pool_size', '0', '--lambda_A', '3',
+                                      '--lambda_B', '7', '--lambda_identity', '0.25'))
+    real_A, real_B = (torch.rand(1, 3, 32, 32) * 2 - 1 for _ in range(2))
+    model.set_input({'A': real_A, 'B': real_B, 'A_paths': ['a'], 'B_paths': ['b']})
+    l1, gan = torch.nn.functional.l1_loss, model.criterionGAN
+    with torch.no_grad():
+        model.forward()
+        model.compute_G()
+        expected = {
+            'idt_A': l1(model.netG_A(torch.cat((real_B, real_B), 1)), real_B) * 7 * 0.25,
+            'idt_B': l1(model.netG_B(real_A), real_A) * 3 * 0.25,
+            'cycle_A': l1(model.rec_A, real_A) * 3,
+            'cycle_B': l1(model.rec_B, real_B) * 7,
+            'PreConsis': l1(model.pre_A, real_A) * 4 * 3 + gan(model.netD_B(model.pre_A), True),
+        }
+    for name, value in expected.items():
+        assert getattr(model, 'loss_' + name).item() == pytest.approx(value.item(), rel=1e-6), name
+
+    def loss(name):
+        return getattr(model, 'loss_' + name)
+
+    loss_A = loss('G_A') + loss('cycle_A') + loss('idt_A') + loss('D_A_CLIP') * 0.5 + loss('G_A_edge') * 0.5
+    loss_B = loss('G_B') + loss('cycle_B') + loss('idt_B') + loss('D_B_CLIP') * 0.5 + loss('G_B_edge') * 0.5
+    total = loss_A + loss_B + loss('H') * 0.5 + loss('PreConsis')
+    assert model.loss_G.item() == pytest.approx(total.item(), rel=1e-6)
 
 
 def test_tiled_inference_equals_in_memory_with_parity_weights(tmp_path):

@@ -127,38 +127,60 @@ def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     torch.load(path, weights_only=True)
 
 
-def final_weights(tmp_path):
-    return {name: torch.load(tmp_path / 'saves' / 'run' / ('latest_net_%s.pth' % name), weights_only=True)
-            for name in ('G_A', 'G_B', 'Pre', 'H', 'D_A', 'D_B_edge')}
+NETWORK_NAMES = ('G_A', 'G_B', 'Pre', 'H', 'D_A', 'D_B', 'D_A_edge', 'D_B_edge')
+# Four epochs of two images at learning-rate factors 1, 1, 0.5, 0: every step after an interruption in epoch 2
+# but the last two changes the weights.
+RESUME = ['--n_epochs', '3', '--n_epochs_decay', '1']
 
 
-def test_ctrl_c_then_continue_train_equals_one_uninterrupted_run(tmp_path, monkeypatch):
-    make_dataset_folders(str(tmp_path / 'one' / 'data'))
-    make_dataset_folders(str(tmp_path / 'two' / 'data'))
-    assert train_script.main(train_argv(tmp_path / 'one')) == 0
-    uninterrupted = final_weights(tmp_path / 'one')
+def final_state(tmp_path):
+    """Every network's weights and the optimizers' states of a run's latest checkpoint."""
+    folder = tmp_path / 'saves' / 'run'
+    state = {name: torch.load(folder / ('latest_net_%s.pth' % name), weights_only=True) for name in NETWORK_NAMES}
+    optimizers = torch.load(folder / 'latest_train_state.pth', weights_only=False)['optimizers']
+    state['optimizers'] = {'%d.%s.%s' % (i, index, key): value for i, saved in enumerate(optimizers)
+                           for index, entry in saved['state'].items() for key, value in entry.items()}
+    return state
 
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp('uninterrupted')
+    make_dataset_folders(str(tmp_path / 'data'))
+    assert train_script.main(train_argv(tmp_path, *RESUME)) == 0
+    return final_state(tmp_path)
+
+
+@pytest.mark.parametrize('stop_after, saved_at', [(3, (2, 1)), (4, (2, 2))], ids=['mid-epoch', 'end-of-epoch'])
+def test_ctrl_c_then_continue_train_equals_one_uninterrupted_run(tmp_path, monkeypatch, uninterrupted, stop_after,
+                                                                 saved_at):
+    make_dataset_folders(str(tmp_path / 'data'))
     real_step = NeRCoModel.optimize_parameters
     calls = []
 
     def step_then_ctrl_c(self):
         result = real_step(self)
         calls.append(1)
-        if len(calls) == 3:  # the first iteration of epoch 2
+        if len(calls) == stop_after:
             os.kill(os.getpid(), signal.SIGINT)
         return result
 
     monkeypatch.setattr(NeRCoModel, 'optimize_parameters', step_then_ctrl_c)
-    assert train_script.main(train_argv(tmp_path / 'two')) == 130
+    assert train_script.main(train_argv(tmp_path, *RESUME)) == 130
     monkeypatch.setattr(NeRCoModel, 'optimize_parameters', real_step)
-    state = torch.load(tmp_path / 'two' / 'saves' / 'run' / 'latest_train_state.pth', weights_only=False)
-    assert (state['counters']['epoch'], state['counters']['epoch_iter']) == (2, 1)
-    argv = [a for a in train_argv(tmp_path / 'two') if a not in ('--seed', '7')]
+    state = torch.load(tmp_path / 'saves' / 'run' / 'latest_train_state.pth', weights_only=False)
+    assert (state['counters']['epoch'], state['counters']['epoch_iter']) == saved_at
+    interrupted = final_state(tmp_path)
+    argv = [a for a in train_argv(tmp_path, *RESUME) if a not in ('--seed', '7')]
     assert train_script.main(argv + ['--continue_train']) == 0
-    resumed = final_weights(tmp_path / 'two')
-    for name, state in uninterrupted.items():
-        for key, value in state.items():
+    resumed = final_state(tmp_path)
+    for name, tensors in uninterrupted.items():
+        assert tensors.keys() == resumed[name].keys()
+        for key, value in tensors.items():
             assert torch.equal(value, resumed[name][key]), (name, key)
+    # The steps after the resume trained: the comparison above could have failed.
+    assert not all(torch.equal(value, interrupted['G_A'][key]) for key, value in resumed['G_A'].items())
+    assert not all(torch.equal(value, interrupted['D_B_edge'][key]) for key, value in resumed['D_B_edge'].items())
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -179,7 +201,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     assert message.startswith('error: epoch 1, iteration 2: non-finite loss: G_A') and '\n' not in message
     state = torch.load(tmp_path / 'saves' / 'run' / 'latest_train_state.pth', weights_only=False)
     assert state['counters']['total_iters'] == 1
-    weights = final_weights(tmp_path)
+    weights = final_state(tmp_path)
     assert all(torch.isfinite(v).all() for net in weights.values() for v in net.values() if v.is_floating_point())
 
     calls.clear()
