@@ -7,7 +7,6 @@ each input beside its output. No testB, no CLIP weights and no GPU are needed. -
 """
 import os
 import sys
-import tempfile
 
 import numpy as np
 import torch
@@ -17,9 +16,11 @@ from tqdm import tqdm
 from data import create_dataset
 from models import create_model
 from options.test_options import TestOptions
+from util import runtime
 from util.evaluation import evaluate
 from util.html import HTML
-from util.util import UserError, out_of_memory, save_image, tensor2im
+from util.images import save_image, to_uint8
+from util.util import command, out_of_memory, writable_folder
 
 
 def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
@@ -27,7 +28,7 @@ def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
     stem = os.path.splitext(os.path.basename(image_path))[0]
     ims, txts = [], []
     for label, image in visuals.items():
-        array = tensor2im(image)
+        array = to_uint8(image)[0]
         if aspect_ratio != 1.0:
             h, w = array.shape[:2]
             array = np.asarray(Image.fromarray(array).resize((int(w * aspect_ratio), h), Image.BICUBIC))
@@ -39,19 +40,13 @@ def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
     webpage.add_images(ims, txts, ims, width=width)
 
 
-def run(opt):
+def run(options, opt):
     opt.serial_batches = True
-    opt.no_flip = True
-    opt.display_id = -1
     web_dir = os.path.join(opt.results_dir, opt.name, '%s_%s' % (opt.phase, opt.epoch))
     if opt.load_iter > 0:
         web_dir = '%s_iter%d' % (web_dir, opt.load_iter)
-    try:
-        os.makedirs(web_dir, exist_ok=True)
-        with tempfile.TemporaryFile(dir=web_dir):
-            pass
-    except OSError as exc:
-        raise UserError('--results_dir %s is not writable (%s)' % (opt.results_dir, exc.strerror)) from None
+    writable_folder(web_dir, '--results_dir %s' % opt.results_dir)
+    options.save(opt, web_dir)  # beside the results, so that released checkpoints can stay read-only
     dataset = create_dataset(opt)
     model = create_model(opt)
     model.setup(opt)
@@ -96,12 +91,12 @@ def run(opt):
         sys.exit('error: %d image(s) could not be enhanced and were skipped' % len(skipped))
 
 
+@command
 def main(argv=None):
-    try:
-        with torch.inference_mode():
-            run(TestOptions().parse(argv))
-    except UserError as exc:
-        sys.exit('error: %s' % exc)
+    options = TestOptions()
+    opt = runtime.setup(options.parse(argv))
+    with torch.inference_mode():
+        run(options, opt)
 
 
 if __name__ == '__main__':

@@ -1,8 +1,8 @@
 """Train NeRCo on unpaired images: python train.py --dataroot ./dataset --name LSRW
 
 <dataroot>/trainA holds low-light images, <dataroot>/trainB normal-light ones. Checkpoints, the loss log and the
-intermediate-results page (web/index.html) go to <checkpoints_dir>/<name>/. Ctrl-C saves `latest` and stops;
---continue_train resumes exactly where a run stopped.
+intermediate-results page (web/index.html) go to <checkpoints_dir>/<name>/. Ctrl-C or SIGTERM saves `latest` and
+stops; --continue_train resumes exactly where a run stopped.
 """
 import os
 import random
@@ -16,11 +16,10 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataset
-from models import create_model
-from models.base_model import read_training_state
+from models import checkpoints, create_model
 from options.train_options import TrainOptions
-from util import distributed
-from util.util import UserError
+from util import distributed, runtime
+from util.util import UserError, command, writable_folder
 from util.visualizer import Visualizer
 
 
@@ -32,8 +31,8 @@ def crossed(total, step, freq):
 def choose_seed(opt):
     """--seed, else the seed of the run being continued, else a fresh one; seeds python, numpy and torch."""
     if opt.seed is None and opt.continue_train:
-        label = 'iter_%d' % opt.load_iter if opt.load_iter > 0 else opt.epoch
-        state = read_training_state(os.path.join(opt.checkpoints_dir, opt.name, '%s_train_state.pth' % label))
+        folder = os.path.join(opt.checkpoints_dir, opt.name)
+        state = checkpoints.read_training_state(checkpoints.state_path(folder, checkpoints.label(opt)))
         opt.seed = state['counters']['seed'] if state else None
     if opt.seed is None:
         opt.seed = distributed.broadcast_object(random.SystemRandom().randrange(2 ** 31))
@@ -45,8 +44,7 @@ def choose_seed(opt):
 
 def check_disk_space(model):
     """Fail now, not after hours, when the checkpoint folder cannot hold two checkpoints with optimizer state."""
-    n_bytes = sum(p.numel() * p.element_size() for name in model.model_names
-                  for p in getattr(model, 'net' + name).parameters())
+    n_bytes = sum(p.numel() * p.element_size() for net in model.networks() for p in net.parameters())
     needed = 2 * 3 * n_bytes
     free = shutil.disk_usage(model.save_dir).free
     if free < needed:
@@ -55,25 +53,123 @@ def check_disk_space(model):
 
 
 class StopRequest:
-    """The first Ctrl-C asks the loop to stop after the current iteration; a second one interrupts at once."""
+    """The first Ctrl-C (or SIGTERM, as schedulers and `timeout` send) asks the loop to stop after the current
+    iteration; a second one interrupts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
 
     def __enter__(self):
-        self.previous = signal.signal(signal.SIGINT, self.handle)
+        self.previous = {s: signal.signal(s, self.handle) for s in self.SIGNALS}
         return self
 
     def handle(self, signum, frame):
         self.requested = True
-        signal.signal(signal.SIGINT, self.previous)
+        self.__exit__()
         print('\nstopping after this iteration (Ctrl-C again to abort without saving)', file=sys.stderr)
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
-def train(opt):
+def resume(model, opt):
+    """The counters to start from: a fresh run's, or (--continue_train) those saved with the checkpoint, whose
+    optimizers, schedulers, image pools and random state are then restored too."""
+    counters = {'seed': opt.seed, 'epoch': opt.epoch_count, 'epoch_iter': 0, 'total_iters': 0, 'epoch_done': False}
+    saved = model.load_training_state(checkpoints.label(opt)) if opt.continue_train else None
+    if saved is None:
+        return counters
+    counters.update(saved)
+    if counters['epoch_done']:
+        counters.update(epoch=counters['epoch'] + 1, epoch_iter=0, epoch_done=False)
+    if distributed.is_main():
+        print('resuming at epoch %d, image %d (%d images seen)'
+              % (counters['epoch'], counters['epoch_iter'], counters['total_iters']))
+    return counters
+
+
+def train_step(model, opt, counters, batch):
+    """One optimisation step on the current input; a non-finite loss (--nan_policy stop) or running out of GPU
+    memory ends the run with one line (the last checkpoint stays as it is)."""
+    where = 'epoch %d, iteration %d' % (counters['epoch'], counters['total_iters'] + batch)
+    try:
+        model.optimize_parameters()
+    except FloatingPointError as exc:
+        raise UserError('%s: %s; the last checkpoint is kept (--nan_policy skip skips such steps)'
+                        % (where, exc)) from None
+    except torch.cuda.OutOfMemoryError:
+        raise UserError('%s: out of GPU memory at --crop_size %d, --batch_size %d; try --activation_checkpointing, '
+                        '--amp bf16 or a smaller --crop_size; the last checkpoint is kept'
+                        % (where, opt.crop_size, opt.batch_size)) from None
+    counters['total_iters'] += batch
+    counters['epoch_iter'] += batch
+
+
+def save(model, label, counters):
+    """Rank 0 writes the networks and the training state under label; the other processes wait for it."""
+    distributed.barrier()
+    if distributed.is_main():
+        model.save_networks(label)
+        model.save_training_state(label, counters)
+    distributed.barrier()
+
+
+def report(model, visualizer, opt, counters, batch, seconds):
+    """Show results and log losses when their frequencies come round (rank 0); returns the losses."""
+    total, epoch = counters['total_iters'], counters['epoch']
+    losses = model.get_current_losses()
+    if visualizer is None:
+        return losses
+    if crossed(total, batch, opt.display_freq):
+        model.compute_visuals()
+        visualizer.display_current_results(model.get_current_visuals(), epoch, total,
+                                           crossed(total, batch, opt.update_html_freq))
+    if crossed(total, batch, opt.print_freq):
+        visualizer.log_losses(epoch, counters['epoch_iter'], losses, seconds['step'] / batch, seconds['data'])
+        visualizer.plot_current_losses(epoch, counters['epoch_iter'] / seconds['epoch_size'], losses)
+    return losses
+
+
+def run_epoch(model, dataset, visualizer, opt, counters, stop):
+    """Train the rest of the current epoch; False when a stop was requested (after saving `latest`)."""
+    epoch, last_epoch = counters['epoch'], opt.n_epochs + opt.n_epochs_decay
+    if counters['epoch_iter'] == 0:
+        model.update_learning_rate()  # the official code steps the schedule at the start of each epoch
+    dataset.set_epoch(epoch, skip=counters['epoch_iter'])
+    bar = tqdm(dataset, total=-(-(len(dataset) - counters['epoch_iter']) // opt.batch_size),
+               desc='epoch %d/%d' % (epoch, last_epoch), unit='it', dynamic_ncols=True, file=sys.stdout,
+               mininterval=0.1 if sys.stdout.isatty() else 30, disable=not distributed.is_main())
+    loaded = time.time()
+    for data in bar:
+        started, batch = time.time(), data['A'].shape[0]
+        model.set_input(data)
+        train_step(model, opt, counters, batch)
+        seconds = {'step': time.time() - started, 'data': started - loaded, 'epoch_size': len(dataset)}
+        losses = report(model, visualizer, opt, counters, batch, seconds)
+        bar.set_postfix({k: '%.3f' % losses[k] for k in ('G_A', 'cycle_A', 'D_A', 'H')}, refresh=False)
+        if crossed(counters['total_iters'], batch, opt.save_latest_freq):
+            save(model, 'iter_%d' % counters['total_iters'] if opt.save_by_iter else 'latest', counters)
+        if distributed.any_rank(stop.requested):
+            bar.close()
+            save(model, 'latest', counters)
+            return False
+        loaded = time.time()
+    bar.close()
+    counters['epoch_done'] = True
+    if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
+        save(model, 'latest', counters)
+        if epoch % opt.save_epoch_freq == 0:
+            save(model, epoch, counters)
+    counters.update(epoch_iter=0, epoch_done=False)
+    return True
+
+
+def train(options, opt):
+    """The whole run; returns the exit status (130 when stopped by Ctrl-C or SIGTERM, after saving `latest`)."""
+    writable_folder(os.path.join(opt.checkpoints_dir, opt.name), '--checkpoints_dir %s' % opt.checkpoints_dir)
     choose_seed(opt)
     dataset = create_dataset(opt)
     model = create_model(opt)
@@ -81,104 +177,38 @@ def train(opt):
     main_process = distributed.is_main()
     if main_process:
         check_disk_space(model)
-    visualizer = Visualizer(opt) if main_process else None
-    last_epoch = opt.n_epochs + opt.n_epochs_decay
-    counters = {'seed': opt.seed, 'epoch': opt.epoch_count, 'epoch_iter': 0, 'total_iters': 0, 'epoch_done': False}
-    if opt.continue_train:
-        saved = model.load_training_state(model.load_suffix(opt))
-        if saved is not None:
-            counters.update(saved)
-            if counters['epoch_done']:
-                counters.update(epoch=counters['epoch'] + 1, epoch_iter=0, epoch_done=False)
-            if main_process:
-                print('resuming at epoch %d, image %d (%d images seen)'
-                      % (counters['epoch'], counters['epoch_iter'], counters['total_iters']))
+    counters = resume(model, opt)
     if main_process:
+        options.save(opt, model.save_dir)  # only now: a refused --continue_train leaves the run's options as they were
         print('The number of training images = %d (per process)' % len(dataset))
-
-    def save(label):
-        distributed.barrier()
-        if main_process:
-            model.save_networks(label)
-            model.save_training_state(label, counters)
-        distributed.barrier()
-
+    visualizer = Visualizer(opt) if main_process else None
     with StopRequest() as stop:
-        for epoch in range(counters['epoch'], last_epoch + 1):
+        for epoch in range(counters['epoch'], opt.n_epochs + opt.n_epochs_decay + 1):
             counters['epoch'] = epoch
-            if counters['epoch_iter'] == 0:
-                model.update_learning_rate()  # the official code steps the schedule at the start of each epoch
-            dataset.set_epoch(epoch, skip=counters['epoch_iter'])
-            bar = tqdm(dataset, total=-(-(len(dataset) - counters['epoch_iter']) // opt.batch_size),
-                       desc='epoch %d/%d' % (epoch, last_epoch), unit='it', dynamic_ncols=True, file=sys.stdout,
-                       mininterval=0.1 if sys.stdout.isatty() else 30, disable=not main_process)
-            iter_data_time = time.time()
-            for data in bar:
-                iter_start_time = time.time()
-                batch = data['A'].shape[0]
-                model.set_input(data)
-                try:
-                    model.optimize_parameters()
-                except FloatingPointError as exc:
-                    raise UserError('epoch %d, iteration %d: %s; the last checkpoint is kept (--nan_policy skip '
-                                    'skips such steps)' % (epoch, counters['total_iters'] + batch, exc)) from None
-                except torch.cuda.OutOfMemoryError:
-                    raise UserError('epoch %d, iteration %d: out of GPU memory at --crop_size %d, --batch_size %d; '
-                                    'try --activation_checkpointing, --amp bf16 or a smaller --crop_size; the last '
-                                    'checkpoint is kept' % (epoch, counters['total_iters'] + batch, opt.crop_size,
-                                                            opt.batch_size)) from None
-                counters['total_iters'] += batch
-                counters['epoch_iter'] += batch
-                total = counters['total_iters']
-                if crossed(total, batch, opt.display_freq) and main_process:
-                    model.compute_visuals()
-                    visualizer.display_current_results(model.get_current_visuals(), epoch, total,
-                                                       crossed(total, batch, opt.update_html_freq))
-                losses = model.get_current_losses()
-                if crossed(total, batch, opt.print_freq) and main_process:
-                    t_comp = (time.time() - iter_start_time) / batch
-                    visualizer.print_current_losses(epoch, counters['epoch_iter'], losses, t_comp,
-                                                    iter_start_time - iter_data_time)
-                    visualizer.plot_current_losses(epoch, counters['epoch_iter'] / len(dataset), losses)
-                bar.set_postfix({k: '%.3f' % losses[k] for k in ('G_A', 'cycle_A', 'D_A', 'H')}, refresh=False)
-                if crossed(total, batch, opt.save_latest_freq):
-                    save('iter_%d' % total if opt.save_by_iter else 'latest')
-                if distributed.any_rank(stop.requested):
-                    bar.close()
-                    save('latest')
-                    if main_process:
-                        print('stopped: saved %s/latest_* at epoch %d, image %d; resume with --continue_train'
-                              % (model.save_dir, epoch, counters['epoch_iter']))
-                    return 130
-                iter_data_time = time.time()
-            bar.close()
-            counters.update(epoch_done=True)
-            if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
-                save('latest')
-                if epoch % opt.save_epoch_freq == 0:
-                    save(epoch)
-            counters.update(epoch_iter=0, epoch_done=False)
+            if not run_epoch(model, dataset, visualizer, opt, counters, stop):
+                if main_process:
+                    print('stopped: saved %s/latest_* at epoch %d, image %d; resume with --continue_train'
+                          % (model.save_dir, epoch, counters['epoch_iter']))
+                return 130
             if main_process and visualizer.use_html:
                 visualizer.save_page()
-    if distributed.world_size() > 1:
-        nets = [getattr(model, 'net' + name) for name in model.model_names]
-        if not distributed.parameters_agree(nets):
-            raise UserError('the processes ended with different weights; please report this')
-        if main_process:
-            print('weights identical on all %d processes' % distributed.world_size())
+    if distributed.world_size() > 1 and not distributed.parameters_agree(model.networks()):
+        raise UserError('the processes ended with different weights; please report this')
     if main_process:
+        if distributed.world_size() > 1:
+            print('weights identical on all %d processes' % distributed.world_size())
         print('checkpoints: %s' % model.save_dir)
         if visualizer.use_html:
             print('training results page: %s' % visualizer.save_page())
     return 0
 
 
+@command
 def main(argv=None):
+    options = TrainOptions()
+    opt = options.parse(argv)
     try:
-        return train(TrainOptions().parse(argv))
-    except UserError as exc:
-        message = str(exc).strip().splitlines()[-1]
-        sys.exit('error: %s' % message.split('UserError: ', 1)[-1])
+        return train(options, runtime.setup(opt))
     finally:
         distributed.cleanup()
 

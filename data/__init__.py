@@ -27,8 +27,9 @@ def get_option_setter(dataset_name):
 
 
 def create_dataset(opt):
-    """The dataset named by --dataset_mode, wrapped in a DataLoader."""
-    return DataLoader(opt)
+    """An EpochLoader of the dataset named by --dataset_mode (CycleGAN's name for this function: it returns the
+    loader, whose .dataset is the dataset)."""
+    return EpochLoader(opt)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -54,8 +55,9 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.per_rank - self.skip
 
 
-class DataLoader:
-    """Batches of the dataset, at most --max_dataset_size images per epoch, reproducible from (--seed, epoch)."""
+class EpochLoader:
+    """Batches of the dataset (torch's DataLoader over an EpochSampler), at most --max_dataset_size images per
+    epoch, reproducible from (--seed, epoch)."""
 
     def __init__(self, opt):
         self.opt = opt
@@ -74,9 +76,6 @@ class DataLoader:
     def set_epoch(self, epoch, skip=0):
         """Draw the order of this epoch; leave out its first `skip` images."""
         self.sampler.epoch, self.sampler.skip = epoch, skip
-
-    def load_data(self):
-        return self
 
     def __len__(self):
         """Images this process sees per epoch."""

@@ -4,7 +4,8 @@ import sys
 
 from util.util import UserError
 from .base_dataset import BaseDataset, get_transform, item_rng
-from .image_folder import load_rgb, make_dataset
+from util.images import load_rgb
+from .image_folder import make_dataset
 
 
 MAX_UNREADABLE = 0.1

@@ -5,7 +5,8 @@ import torch
 
 from util.util import UserError
 from .base_dataset import BaseDataset, get_transform, item_rng
-from .image_folder import IMG_EXTENSIONS, load_rgb, make_dataset
+from util.images import images_by_stem, load_rgb
+from .image_folder import make_dataset
 
 
 class UnalignedTestDataset(BaseDataset):
@@ -20,11 +21,7 @@ class UnalignedTestDataset(BaseDataset):
         self.dir_A = os.path.join(opt.dataroot, opt.phase + 'A')
         self.A_paths = make_dataset(self.dir_A, opt.max_dataset_size, 'the low-light images to enhance')
         dir_B = os.path.join(opt.dataroot, opt.phase + 'B')
-        self.B_by_stem = {}
-        if os.path.isdir(dir_B):
-            for name in sorted(os.listdir(dir_B)):
-                if name.lower().endswith(IMG_EXTENSIONS):
-                    self.B_by_stem.setdefault(os.path.splitext(name)[0], os.path.join(dir_B, name))
+        self.B_by_stem = images_by_stem(dir_B) if os.path.isdir(dir_B) else {}
         self.transform = get_transform(opt, crop=False, flip=False)
 
     def __getitem__(self, key):
@@ -50,6 +47,7 @@ class UnalignedTestDataset(BaseDataset):
             sizes = {tuple(item['A'].shape) for item in good}
             if len(sizes) > 1:
                 raise UserError('--batch_size %d: images of different sizes in one batch (%s); use --batch_size 1'
-                                % (len(items), ', '.join(item['A_paths'] for item in good)))
+                                % (len(items), ', '.join('%s %dx%d' % (item['A_paths'], item['A'].shape[2],
+                                                                        item['A'].shape[1]) for item in good)))
             batch['A'] = torch.stack([item['A'] for item in good])
         return batch

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from util import distributed
 from util.image_pool import ImagePool
-from . import networks, out_of_core
+from . import execution, networks, out_of_core
 from .base_model import BaseModel
 from .discriminators import GANLoss
 from .edge_filter import EdgeFilter
@@ -24,6 +24,11 @@ def pad_to_multiple(x, multiple=4, minimum=8):
         return x
     mode = 'reflect' if pad_h < h and pad_w < w else 'replicate'
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+G_LOSSES = ('G_A', 'G_B', 'cycle_A', 'cycle_B', 'idt_A', 'idt_B', 'D_A_CLIP', 'D_B_CLIP', 'PreConsis', 'H', 'G_A_edge',
+            'G_B_edge')
+D_LOSSES = ('D_A', 'D_B', 'D_A_edge', 'D_B_edge')
 
 
 class NeRCoModel(BaseModel):
@@ -54,26 +59,24 @@ class NeRCoModel(BaseModel):
             self.model_names = ['G_A', 'Pre', 'H']
             self.visual_names = ['real_A', 'fake_B']
         g_args = (opt.ngf, opt.netG, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain, self.device)
-        self.netG_A = self.wrap(networks.define_G(opt.input_nc * 2, opt.output_nc, *g_args))
-        self.netPre = self.wrap(networks.define_Pre(opt.input_nc, opt.ngf, opt.norm, not opt.no_dropout,
-                                                    opt.init_type, opt.init_gain, self.device))
-        self.netH = self.wrap(networks.define_H(opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout,
-                                                opt.init_type, opt.init_gain, self.device))
+        net_args = (opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain, self.device)
+        self.netG_A = execution.prepare(networks.define_G(opt.input_nc * 2, opt.output_nc, *g_args), opt)
+        self.netPre = execution.prepare(networks.define_Pre(opt.input_nc, opt.ngf, *net_args), opt)
+        self.netH = execution.prepare(networks.define_H(opt.input_nc, opt.output_nc, opt.ngf, *net_args), opt)
         if not self.isTrain:
             return
 
-        self.netG_B = self.wrap(networks.define_G(opt.output_nc, opt.input_nc, *g_args))
+        self.netG_B = execution.prepare(networks.define_G(opt.output_nc, opt.input_nc, *g_args), opt)
         d_args = (opt.ndf, opt.netD, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain, self.device)
-        self.netD_A = self.wrap(networks.define_D(opt.output_nc, *d_args))
-        self.netD_B = self.wrap(networks.define_D(opt.input_nc, *d_args))
-        self.netD_A_edge = self.wrap(networks.define_D(opt.output_nc, *d_args))
-        self.netD_B_edge = self.wrap(networks.define_D(opt.input_nc, *d_args))
+        self.netD_A = execution.prepare(networks.define_D(opt.output_nc, *d_args), opt)
+        self.netD_B = execution.prepare(networks.define_D(opt.input_nc, *d_args), opt)
+        self.netD_A_edge = execution.prepare(networks.define_D(opt.output_nc, *d_args), opt)
+        self.netD_B_edge = execution.prepare(networks.define_D(opt.input_nc, *d_args), opt)
+        self.discriminators = [self.netD_A, self.netD_B, self.netD_A_edge, self.netD_B_edge]
         self.clip_model = load_clip(opt.clip_pretrained, self.device, opt.channels_last)
         self.text_discriminator = TextDiscriminator(self.clip_model)
         self.edge = EdgeFilter(opt.edge_filter, opt.edge_rgb).to(self.device)
 
-        if opt.lambda_identity > 0 and opt.input_nc != opt.output_nc:
-            raise ValueError('--lambda_identity > 0 needs --input_nc == --output_nc')
         pools = ['fake_A', 'fake_B', 'pre_A', 'fake_A_edge', 'fake_B_edge', 'fake_A_clip', 'fake_B_clip']
         for name in pools:
             setattr(self, name + '_pool', ImagePool(opt.pool_size))
@@ -85,11 +88,8 @@ class NeRCoModel(BaseModel):
             itertools.chain(self.netPre.parameters(), self.netG_A.parameters(), self.netG_B.parameters(),
                             self.netH.parameters()), lr=opt.lr, betas=(opt.beta1, 0.999))
         self.optimizer_D = torch.optim.Adam(
-            itertools.chain(self.netD_A.parameters(), self.netD_B.parameters(), self.netD_A_edge.parameters(),
-                            self.netD_B_edge.parameters()), lr=opt.lr, betas=(opt.beta1, 0.999))
+            itertools.chain(*(net.parameters() for net in self.discriminators)), lr=opt.lr, betas=(opt.beta1, 0.999))
         self.optimizers = [self.optimizer_G, self.optimizer_D]
-        self.g_step = self.distribute([self.netPre, self.netG_A, self.netG_B, self.netH])
-        self.d_step = self.distribute([self.netD_A, self.netD_B, self.netD_A_edge, self.netD_B_edge])
 
     def set_input(self, input):
         AtoB = self.opt.direction == 'AtoB'
@@ -147,30 +147,9 @@ class NeRCoModel(BaseModel):
     def compute_D(self):
         return self.compute_D_A() + self.compute_D_B() + self.compute_D_A_edge() + self.compute_D_B_edge()
 
-    @staticmethod
-    def backward(compute):
-        loss = compute()
-        loss.backward()
-        return loss
-
-    def backward_D_A(self):
-        return self.backward(self.compute_D_A)
-
-    def backward_D_B(self):
-        return self.backward(self.compute_D_B)
-
-    def backward_D_A_edge(self):
-        return self.backward(self.compute_D_A_edge)
-
-    def backward_D_B_edge(self):
-        return self.backward(self.compute_D_B_edge)
-
     def clip_input(self, pool, images):
         """What CLIP scores: the official code sends it through an image pool (detached when --pool_size > 0)."""
         return images if self.opt.paper_clip else pool.query(images)
-
-    def backward_G(self):
-        return self.backward(self.compute_G)
 
     def compute_G(self):
         """Every generator-side loss of the official code, with its weights; returns loss_G."""
@@ -219,35 +198,36 @@ class NeRCoModel(BaseModel):
         self.loss_G = self.loss_A + self.loss_B + self.loss_H * 0.5 + self.loss_PreConsis
         return self.loss_G
 
-    def generator_step_loss(self):
-        self.forward()
-        return self.compute_G()
+    # The official code's names for the loss computations with their backward pass; the parity tests call them.
+    def backward_G(self):
+        self.compute_G().backward()
 
-    @staticmethod
-    def run_step(wrapper, compute):
-        """compute() directly, or through its DistributedDataParallel wrapper so that backward averages the
-        gradients of its networks over all processes."""
-        return compute() if wrapper is None else wrapper(compute)
+    def backward_D_A(self):
+        self.compute_D_A().backward()
 
-    def non_finite_losses(self, names):
-        return [name for name in names if not torch.isfinite(torch.as_tensor(getattr(self, 'loss_' + name)))]
+    def backward_D_B(self):
+        self.compute_D_B().backward()
 
     def check_finite(self, loss, names):
-        """False (the step is to be skipped) or FloatingPointError for a non-finite loss, per --nan_policy. Under
-        torchrun all processes decide together, since one process's non-finite loss reaches every averaged gradient."""
+        """True, or (the step is to be skipped) False or FloatingPointError for a non-finite loss, per
+        --nan_policy. Under torchrun all processes decide together, since one process's non-finite loss reaches
+        every averaged gradient."""
         if not distributed.any_rank(not torch.isfinite(loss)):
             return True
-        bad = self.non_finite_losses(names) or ['a loss on another process']
+        bad = [name for name in names if not torch.isfinite(torch.as_tensor(getattr(self, 'loss_' + name)))]
+        bad = bad or ['a loss on another process']
         if self.opt.nan_policy == 'skip':
             print('warning: non-finite %s; step skipped (--nan_policy skip)' % ', '.join(bad))
             return False
         raise FloatingPointError('non-finite loss: %s' % ', '.join(bad))
 
     def take_step(self, optimizer, loss, names):
-        """Backpropagate loss and step optimizer, unless a loss is non-finite (see check_finite); the gradients are
-        freed right away, so they do not occupy memory during the other half of the GAN step."""
-        optimizer.zero_grad(set_to_none=True)  # in case a caller left gradients behind (e.g. backward_G)
+        """Backpropagate loss, average the gradients over the processes under torchrun, and step optimizer unless
+        a loss is non-finite (check_finite). The gradients are freed right away, so they do not occupy memory
+        during the other half of the GAN step. Returns whether the step was taken."""
+        optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        distributed.average_gradients(p for group in optimizer.param_groups for p in group['params'])
         finite = self.check_finite(loss, names)
         if finite:
             self.scaler.step(optimizer)
@@ -255,20 +235,19 @@ class NeRCoModel(BaseModel):
         return finite
 
     def optimize_parameters(self):
-        """One step of the generators (discriminators frozen), then one of the four discriminators. A non-finite
-        loss stops the run or skips the step (--nan_policy) before any weight changes. Returns the summed loss."""
-        discriminators = [self.netD_A, self.netD_B, self.netD_A_edge, self.netD_B_edge]
-        g_losses = ['G_A', 'G_B', 'cycle_A', 'cycle_B', 'idt_A', 'idt_B', 'D_A_CLIP', 'D_B_CLIP', 'PreConsis', 'H',
-                    'G_A_edge', 'G_B_edge']
-        self.set_requires_grad(discriminators, False)
+        """The official training step: forward, then the generators' losses and step with the discriminators
+        frozen, then the discriminators' losses and step. A non-finite loss stops the run or skips the step
+        (--nan_policy) before any weight changes. Returns the summed loss."""
+        self.set_requires_grad(self.discriminators, False)
         with self.autocast():
-            loss_G = self.run_step(self.g_step, self.generator_step_loss)
-        stepped = self.take_step(self.optimizer_G, loss_G, g_losses)
-        self.set_requires_grad(discriminators, True)
+            self.forward()
+            loss_G = self.compute_G()
+        stepped = self.take_step(self.optimizer_G, loss_G, G_LOSSES)
+        self.set_requires_grad(self.discriminators, True)
         if not stepped:
             return loss_G.detach()
         with self.autocast():
-            loss_D = self.run_step(self.d_step, self.compute_D)
-        self.take_step(self.optimizer_D, loss_D, ['D_A', 'D_B', 'D_A_edge', 'D_B_edge'])
+            loss_D = self.compute_D()
+        self.take_step(self.optimizer_D, loss_D, D_LOSSES)
         self.scaler.update()
         return (loss_G + loss_D).detach()

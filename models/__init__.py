@@ -22,8 +22,6 @@ def get_option_setter(model_name):
 
 
 def create_model(opt):
-    """Build the model named by --model from the parsed options."""
+    """Build the model named by --model from the parsed options (on the device util.runtime.setup chooses, if the
+    entry point has not called it yet)."""
     return find_model_using_name(opt.model)(opt)
-
-
-from .enhancer import load_enhancer  # noqa: E402 (needs create_model above)

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from util.util import UserError
-from .base_model import unwrap
+from .execution import unwrap
 from .generators import ResnetBlock, ResnetGenerator
 
 RESNET_ONLY = '--tile supports the ResNet generators only (--netG resnet_9blocks or resnet_6blocks)'

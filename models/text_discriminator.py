@@ -7,26 +7,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from util.util import UserError
+from . import checkpoints
 
 PROMPTS = ('low light image', 'high light image')
 LOW, HIGH = 0, 1
 CLIP_ARCH = 'RN50-quickgelu'
 OPENAI_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'clip', 'RN50.pt')
-
-
-def _read_state_dict(path):
-    """Weights from OpenAI's TorchScript archive (RN50.pt) or from a plain or wrapped state-dict file."""
-    try:
-        return torch.jit.load(path, map_location='cpu').state_dict()
-    except RuntimeError:
-        pass
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:
-        raise UserError('%s: cannot read CLIP weights (%s); place OpenAI\'s RN50.pt there or pass '
-                        '--clip_pretrained none' % (path, exc.__class__.__name__)) from None
-    state = state.get('state_dict', state)
-    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
 
 
 def _download_openai():
@@ -60,7 +46,7 @@ def load_clip(pretrained='openai', device='cpu', channels_last=False):
         else:
             raise UserError('--clip_pretrained %s: no such file; give a path to RN50.pt, or openai, or none'
                             % pretrained)
-        state = {k: v for k, v in _read_state_dict(path).items()
+        state = {k: v for k, v in checkpoints.read_clip_weights(path).items()
                  if k not in ('input_resolution', 'context_length', 'vocab_size')}
         try:
             model.load_state_dict(state)

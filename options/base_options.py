@@ -1,14 +1,12 @@
-"""Options shared by training and testing; parsing, printing and saving them, and choosing the device."""
+"""Options shared by training and testing: parsing and checking them, and saving them beside a run."""
 import argparse
+import json
 import os
-import sys
-
-import torch
 
 import data
 import models
-from util import distributed
 from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS
+from util.util import UserError, atomic_write
 
 PREPROCESS = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')
 
@@ -102,9 +100,9 @@ class BaseOptions:
             if getattr(opt, flag) < 1:
                 parser.error('--%s must be at least 1' % flag)
 
-    def print_options(self, opt):
-        """Print the options (marking those that differ from the default) and save them to
-        checkpoints_dir/name/{phase}_opt.txt."""
+    def save(self, opt, folder):
+        """Write the options to folder/{phase}_opt.txt (the official format, marking values that differ from the
+        default) and folder/{phase}_opt.json (what load_enhancer reads); print the text with --verbose."""
         lines = ['----------------- Options ---------------']
         for k, v in sorted(vars(opt).items()):
             default = self.parser.get_default(k)
@@ -114,52 +112,25 @@ class BaseOptions:
         message = '\n'.join(lines)
         if opt.verbose:
             print(message)
-        expr_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        values = {k: v for k, v in vars(opt).items() if isinstance(v, (str, int, float, bool, list, type(None)))}
         try:
-            os.makedirs(expr_dir, exist_ok=True)
-            with open(os.path.join(expr_dir, '%s_opt.txt' % opt.phase), 'wt') as f:
-                f.write(message + '\n')
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, '%s_opt' % opt.phase)
+            atomic_write(path + '.txt', lambda f: f.write((message + '\n').encode()))
+            atomic_write(path + '.json', lambda f: f.write(json.dumps(values, indent=1).encode()))
         except OSError as exc:
-            self.parser.error('--checkpoints_dir %s is not writable (%s)' % (opt.checkpoints_dir, exc.strerror))
+            raise UserError('%s is not writable (%s)' % (folder, exc.strerror)) from None
 
     def parse(self, argv=None):
-        """Parse argv (sys.argv[1:] when None), print and save the options, choose the device."""
+        """Parse argv (sys.argv[1:] when None) and check the options; --gpu_ids becomes the list of requested
+        GPU ids (util.runtime.setup then picks the device)."""
         opt = self.gather_options(argv)
         opt.isTrain = self.isTrain
         if opt.suffix:
             opt.name = opt.name + '_' + opt.suffix.format(**vars(opt))
-        if distributed.is_main():
-            self.print_options(opt)
         try:
-            requested = [int(i) for i in opt.gpu_ids.split(',') if int(i) >= 0]
+            opt.gpu_ids = [int(i) for i in opt.gpu_ids.split(',') if int(i) >= 0]
         except ValueError:
             self.parser.error('--gpu_ids %s: give comma-separated integers, or -1 for CPU' % opt.gpu_ids)
-        if distributed.launched_by_torchrun():
-            use_cuda = bool(requested) and torch.cuda.is_available()
-            local_rank = distributed.init(use_cuda)
-            opt.gpu_ids, opt.device = ([local_rank], 'cuda:%d' % local_rank) if use_cuda else ([], 'cpu')
-        else:
-            opt.gpu_ids, opt.device = choose_device(requested)
-        if opt.amp == 'bf16' and opt.device.startswith('cuda') and not torch.cuda.is_bf16_supported():
-            self.parser.error('--amp bf16: %s has no bfloat16 support; use --amp fp16 or --amp none'
-                              % torch.cuda.get_device_name(opt.device))
         self.opt = opt
         return opt
-
-
-def choose_device(requested):
-    """(gpu_ids, device): CUDA when asked for and present; otherwise MPS if present, else CPU."""
-    if requested and torch.cuda.is_available():
-        missing = [i for i in requested if i >= torch.cuda.device_count()]
-        if missing:
-            raise SystemExit('error: --gpu_ids %s: this machine has %d CUDA device(s)'
-                             % (','.join(map(str, requested)), torch.cuda.device_count()))
-        torch.cuda.set_device(requested[0])
-        return requested, 'cuda:%d' % requested[0]
-    if requested:
-        mps = getattr(torch.backends, 'mps', None)
-        device = 'mps' if mps is not None and mps.is_available() else 'cpu'
-        print('warning: --gpu_ids %s: CUDA is not available, running on %s'
-              % (','.join(map(str, requested)), device), file=sys.stderr)
-        return [], device
-    return [], 'cpu'

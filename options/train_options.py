@@ -77,3 +77,9 @@ class TrainOptions(BaseOptions):
             parser.error('--crop_size %d is larger than --load_size %d' % (opt.crop_size, opt.load_size))
         if opt.crop_size % 4:
             parser.error('--crop_size %d is not a multiple of 4 (the generators downsample twice)' % opt.crop_size)
+        if getattr(opt, 'lambda_identity', 0) > 0 and opt.input_nc != opt.output_nc:
+            parser.error('--lambda_identity %g needs --input_nc == --output_nc (or --lambda_identity 0)'
+                         % opt.lambda_identity)
+        if opt.lr_policy == 'plateau':
+            parser.error('--lr_policy plateau steps on a validation metric, which training does not compute yet; '
+                         'use linear, step or cosine')

@@ -23,6 +23,9 @@ import time
 import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from util.util import UserError, command  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -47,7 +50,6 @@ def parse_args(argv=None):
 
 
 def build(args, mode, workdir):
-    sys.path.insert(0, ROOT)
     from models import create_model
     from options.test_options import TestOptions
     from options.train_options import TrainOptions
@@ -113,17 +115,20 @@ def measure(args, mode):
             'threads': torch.get_num_threads()}
 
 
+@command
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.one:
         print(json.dumps(measure(args, args.mode[0])), flush=True)
-        return
-    rest = [a for a in argv if a not in args.mode]
-    rest = [a for i, a in enumerate(rest) if not (a == '--mode')]
+        return 0
+    rest = [a for a in argv if a not in args.mode and a != '--mode']
     for mode in args.mode:
-        subprocess.run([sys.executable, os.path.abspath(__file__), '--one', '--mode', mode, *rest], check=True)
+        status = subprocess.run([sys.executable, os.path.abspath(__file__), '--one', '--mode', mode, *rest]).returncode
+        if status:
+            raise UserError('the %s measurement failed (exit status %d; its error is above)' % (mode, status))
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

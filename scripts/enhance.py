@@ -16,53 +16,43 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from data.image_folder import is_image_file, load_rgb  # noqa: E402
-from models import load_enhancer  # noqa: E402
-from util.util import UserError, out_of_memory, save_image  # noqa: E402
+from enhancer import load_enhancer  # noqa: E402
+from util.images import find_images, load_rgb, save_image  # noqa: E402
+from util.util import UserError, command, out_of_memory  # noqa: E402
 
 
-def collect(inputs):
-    """Image files named directly or found in the folders given (recursively), in order."""
+def plan(inputs, out):
+    """{output path: input path} for the image files named directly or found in the folders given (recursively),
+    in order. Two inputs that would share an output, or an output that would replace an input, are refused."""
     paths = []
     for item in inputs:
         if os.path.isdir(item):
-            paths += sorted(os.path.join(root, f) for root, _, files in os.walk(item) for f in files
-                            if is_image_file(f))
+            paths += find_images(item)
         elif os.path.isfile(item):
             paths.append(item)
         else:
             raise UserError('%s: no such file or folder' % item)
     if not paths:
         raise UserError('no images found in %s' % ', '.join(inputs))
-    stems = {}
+    sources = {os.path.realpath(path) for path in paths}
+    outputs = {}
     for path in paths:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        if stem in stems:
-            raise UserError('%s and %s would both be written as %s.png; enhance them into different --out folders'
-                            % (stems[stem], path, stem))
-        stems[stem] = path
-    return stems
+        target = os.path.join(out, os.path.splitext(os.path.basename(path))[0] + '.png')
+        if target in outputs:
+            raise UserError('%s and %s would both be written as %s; enhance them into different --out folders'
+                            % (outputs[target], path, target))
+        if os.path.realpath(target) in sources:
+            raise UserError('--out %s: the output %s would replace an input image; choose another --out folder'
+                            % (out, target))
+        outputs[target] = path
+    return outputs
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('inputs', nargs='+', help='image files and/or folders of images')
-    parser.add_argument('--checkpoints', required=True, help='folder with <epoch>_net_{G_A,Pre,H}.pth, e.g. saves/LSRW')
-    parser.add_argument('--out', required=True, help='folder for the enhanced images')
-    parser.add_argument('--epoch', default='latest', help='which checkpoint: latest or an epoch number')
-    parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 or mps')
-    parser.add_argument('--options', nargs=argparse.REMAINDER, default=[], help='further test.py flags')
-    args = parser.parse_args(argv)
-    try:
-        images = collect(args.inputs)
-        enhance = load_enhancer(args.checkpoints, args.epoch, args.device, args.options)
-        os.makedirs(args.out, exist_ok=True)
-    except UserError as exc:
-        sys.exit('error: %s' % exc)
-    except OSError as exc:
-        sys.exit('error: --out %s: %s' % (args.out, exc.strerror))
+def enhance_all(enhance, outputs):
+    """Enhance and save each image; an unreadable image, or one too large for the GPU, is named and skipped.
+    Returns the number skipped."""
     skipped = 0
-    for stem, path in tqdm(images.items(), desc='enhancing', unit='img', file=sys.stdout, dynamic_ncols=True):
+    for target, path in tqdm(outputs.items(), desc='enhancing', unit='img', file=sys.stdout, dynamic_ncols=True):
         try:
             image = load_rgb(path)
         except Exception as exc:
@@ -76,12 +66,31 @@ def main(argv=None):
             torch.cuda.empty_cache()
             skipped += 1
             continue
-        except UserError as exc:
-            sys.exit('error: %s' % exc)
-        save_image(enhanced, os.path.join(args.out, stem + '.png'))
-    print('enhanced %d image(s) into %s' % (len(images) - skipped, args.out))
+        save_image(enhanced, target)
+    return skipped
+
+
+@command
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('inputs', nargs='+', help='image files and/or folders of images')
+    parser.add_argument('--checkpoints', required=True, help='folder with <epoch>_net_{G_A,Pre,H}.pth, e.g. saves/LSRW')
+    parser.add_argument('--out', required=True, help='folder for the enhanced images (never an input\'s own folder '
+                                                     'when that would replace the input)')
+    parser.add_argument('--epoch', default='latest', help='which checkpoint: latest or an epoch number')
+    parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 or mps')
+    parser.add_argument('--options', nargs=argparse.REMAINDER, default=[], help='further test.py flags')
+    args = parser.parse_args(argv)
+    outputs = plan(args.inputs, args.out)
+    enhance = load_enhancer(args.checkpoints, args.epoch, args.device, args.options)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise UserError('--out %s: %s' % (args.out, exc.strerror)) from None
+    skipped = enhance_all(enhance, outputs)
+    print('enhanced %d image(s) into %s' % (len(outputs) - skipped, args.out))
     if skipped:
-        sys.exit('error: %d image(s) could not be enhanced and were skipped' % skipped)
+        raise UserError('%d image(s) could not be enhanced and were skipped' % skipped)
     return 0
 
 

@@ -16,9 +16,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from util.evaluation import evaluate  # noqa: E402
 from util.metrics import SSIM_MODES  # noqa: E402
-from util.util import UserError  # noqa: E402
+from util.util import command  # noqa: E402
 
 
+@command
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('results', help="enhanced images: test.py's results/<name>/test_<epoch> folder, its "
@@ -33,11 +34,8 @@ def main(argv=None):
     parser.add_argument('--no_lpips', action='store_true', help='skip LPIPS')
     parser.add_argument('--device', default='cpu', help='device for LPIPS (cpu, cuda, mps)')
     args = parser.parse_args(argv)
-    try:
-        summary = evaluate(args.results, args.gt, args.inputs, args.ssim, args.loe, not args.no_niqe,
-                           not args.no_lpips, args.device)
-    except UserError as exc:
-        sys.exit('error: %s' % exc)
+    summary = evaluate(args.results, args.gt, args.inputs, args.ssim, args.loe, not args.no_niqe,
+                       not args.no_lpips, args.device)
     return 1 if summary['skipped'] else 0
 
 

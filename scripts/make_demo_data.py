@@ -6,10 +6,15 @@ Usage: python scripts/make_demo_data.py --out demo/dataset
 """
 import argparse
 import os
+import sys
 
-import numpy as np
-from PIL import Image
-from skimage import data
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from skimage import data  # noqa: E402
+
+from util.util import command, writable_folder  # noqa: E402
 
 TRAIN_LOW = ('astronaut', 'immunohistochemistry', 'motorcycle_left')
 TRAIN_NORMAL = ('chelsea', 'motorcycle_right', 'colorwheel')
@@ -34,16 +39,17 @@ def darken(image, rng, gamma=2.2, gain=0.25, peak=120.0, read_noise=0.01):
     return Image.fromarray(np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8))
 
 
-def main():
+@command
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='demo/dataset', help='dataset root to create')
     parser.add_argument('--max_side', type=int, default=256, help='longest side of the demo images')
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     folders = {name: os.path.join(args.out, name) for name in ('trainA', 'trainB', 'testA', 'testB')}
     for folder in folders.values():
-        os.makedirs(folder, exist_ok=True)
+        writable_folder(folder, '--out %s' % args.out)
     for name in TRAIN_LOW:
         darken(photo(name, args.max_side), rng).save(os.path.join(folders['trainA'], name + '.png'))
     for name in TRAIN_NORMAL:

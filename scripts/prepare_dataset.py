@@ -16,7 +16,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data.image_folder import is_image_file  # noqa: E402
+from util.images import find_images  # noqa: E402
+from util.util import UserError, command  # noqa: E402
 
 LOW, HIGH = 'low', ('high', 'normal')
 TEST_SPLIT = re.compile(r'eval|test', re.I)
@@ -36,44 +37,51 @@ def find_pairs(root):
     return sorted(pairs)
 
 
-def images(folder):
-    return sorted(name for name in os.listdir(folder) if is_image_file(name))
-
-
 def prepare(root, out, layout, copy=False):
     if not os.path.isdir(root):
-        raise SystemExit('error: --%s %s: folder not found; it should hold %s' % (layout, root, LAYOUTS[layout]))
+        raise UserError('--%s %s: folder not found; it should hold %s' % (layout, root, LAYOUTS[layout]))
     pairs = find_pairs(root)
     splits = {split for split, _, _ in pairs}
     if splits != {'train', 'test'}:
-        raise SystemExit('error: --%s %s: found %s; expected %s' % (
+        raise UserError('--%s %s: found %s; expected %s' % (
             layout, root, ', '.join(sorted(splits)) + ' split only' if splits else 'no low/high folders',
             LAYOUTS[layout]))
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError('--out %s: is a file, not a folder; choose an empty folder' % out)
     for sub in ('trainA', 'trainB', 'testA', 'testB'):
         target = os.path.join(out, sub)
         if os.path.isdir(target) and os.listdir(target):
-            raise SystemExit('error: --out %s: %s already holds files; choose an empty --out' % (out, target))
+            raise UserError('--out %s: %s already holds files; choose an empty --out' % (out, target))
     counts = dict.fromkeys(('trainA', 'trainB', 'testA', 'testB'), 0)
     plan = []
     for split, low, high in pairs:
         shared = sum(s == split for s, _, _ in pairs) > 1
         prefix = os.path.basename(os.path.dirname(low)) + '_' if shared else ''
         for folder, side in ((low, 'A'), (high, 'B')):
-            for name in images(folder):
-                plan.append((os.path.abspath(os.path.join(folder, name)), os.path.join(out, split + side,
-                                                                                     prefix + name)))
+            for path in find_images(folder, recursive=False):
+                plan.append((os.path.abspath(path), os.path.join(out, split + side, prefix + os.path.basename(path))))
                 counts[split + side] += 1
     empty = [sub for sub, n in counts.items() if n == 0]
     if empty:
-        raise SystemExit('error: --%s %s: no images for %s; expected %s' % (layout, root, ', '.join(empty),
+        raise UserError('--%s %s: no images for %s; expected %s' % (layout, root, ', '.join(empty),
                                                                          LAYOUTS[layout]))
+    sources = {}
     for source, destination in plan:
-        os.makedirs(os.path.dirname(destination), exist_ok=True)
-        (shutil.copy2 if copy else os.symlink)(source, destination)
+        if destination in sources:
+            raise UserError('--%s %s: %s and %s would both become %s (two low/high folders with the same name); '
+                            'rename one of them' % (layout, root, sources[destination], source, destination))
+        sources[destination] = source
+    try:
+        for source, destination in plan:
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+            (shutil.copy2 if copy else os.symlink)(source, destination)
+    except OSError as exc:
+        raise UserError('--out %s: %s (%s)' % (out, exc.strerror, exc.filename)) from None
     print(', '.join('%s %d' % item for item in counts.items()), '->', os.path.abspath(out))
     return counts
 
 
+@command
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)

@@ -20,10 +20,11 @@ FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'official_nerco')
 NETWORKS = ('G_A', 'G_B', 'Pre', 'H', 'D_A', 'D_B', 'D_A_edge', 'D_B_edge')
 
 
-def train_options(tmp_path, *extra):
+def train_options(tmp_path, *extra, options=None):
+    """Parsed training options for tmp_path (CPU, random CLIP); pass options= to keep the TrainOptions object."""
     argv = ['--dataroot', str(tmp_path / 'data'), '--checkpoints_dir', str(tmp_path / 'saves'), '--gpu_ids', '-1',
             '--clip_pretrained', 'none', '--display_id', '0'] + list(extra)
-    return TrainOptions().parse(argv)
+    return (options or TrainOptions()).parse(argv)
 
 
 def build_model(opt):

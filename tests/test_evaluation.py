@@ -14,6 +14,7 @@ from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import ROOT, build_model, train_options
+from options.train_options import TrainOptions
 from test_pipeline import TINY, make_dataset_folders, run_script, write_image
 from util import metrics
 from util.evaluation import evaluate
@@ -185,11 +186,14 @@ def test_evaluate_without_ground_truth_gives_niqe_and_clear_errors(tmp_path):
 
 
 def save_tiny_checkpoint(tmp_path, name='tiny'):
-    """Random tiny weights saved as train.py saves them (with train_opt.txt recording --ngf 8)."""
-    opt = train_options(tmp_path, '--name', name, '--ngf', '8', '--ndf', '8')
+    """Random tiny weights saved as train.py saves them (with train_opt.txt and .json recording --ngf 8)."""
+    options = TrainOptions()
+    opt = train_options(tmp_path, '--name', name, '--ngf', '8', '--ndf', '8', options=options)
     torch.manual_seed(0)
-    build_model(opt).save_networks('latest')
-    return os.path.join(str(tmp_path / 'saves'), name)
+    model = build_model(opt)
+    model.save_networks('latest')
+    options.save(opt, model.save_dir)
+    return model.save_dir
 
 
 def test_test_script_with_metrics_scores_against_testB(tmp_path):
@@ -254,7 +258,7 @@ def test_prepare_dataset_lol_and_lsrw_layouts(tmp_path):
 
 
 def test_load_enhancer_accepts_pil_numpy_and_tensors_and_matches_test_py(tmp_path):
-    from models import load_enhancer
+    from enhancer import load_enhancer
     folder = save_tiny_checkpoint(tmp_path)
     enhance = load_enhancer(folder)
     photo = image_pair(3, (37, 53))[1]

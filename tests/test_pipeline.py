@@ -10,8 +10,9 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, train_options
+from util import runtime
+from util.util import UserError
 from data import create_dataset
-from options import base_options
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 
@@ -48,7 +49,8 @@ def test_official_training_flags_are_accepted(tmp_path):
                         '--lambda_identity', '0.5', '--pool_size', '50', '--lr_policy', 'linear', '--n_epochs', '100',
                         '--n_epochs_decay', '200', '--display_freq', '59456', '--save_epoch_freq', '5')
     assert opt.name == 'LSRW' and opt.no_dropout and opt.load_size == 512 and opt.crop_size == 512
-    assert os.path.isfile(tmp_path / 'saves' / 'LSRW' / 'train_opt.txt')
+    # Parsing writes nothing: train.py saves train_opt.txt / .json once the run is known to start.
+    assert not os.path.exists(tmp_path / 'saves' / 'LSRW')
 
 
 def test_official_test_command_is_accepted(tmp_path):
@@ -76,13 +78,14 @@ def test_negative_tile_is_rejected_at_parse_time(tmp_path, capsys):
     assert '--tile -512: give the band size in pixels (e.g. 512), or 0' in capsys.readouterr().err
 
 
-def test_bf16_on_a_gpu_without_it_is_rejected_at_parse_time(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(base_options, 'choose_device', lambda requested: ([0], 'cuda:0'))
+def test_bf16_on_a_gpu_without_it_is_rejected_at_start(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, 'choose_device', lambda requested: ([0], 'cuda:0'))
     monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: False)
     monkeypatch.setattr(torch.cuda, 'get_device_name', lambda device: 'Tesla V100')
-    with pytest.raises(SystemExit):
-        TrainOptions().parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path), '--amp', 'bf16'])
-    assert '--amp bf16: Tesla V100 has no bfloat16 support; use --amp fp16' in capsys.readouterr().err
+    opt = TrainOptions().parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path), '--amp', 'bf16'])
+    with pytest.raises(UserError) as error:
+        runtime.setup(opt)
+    assert '--amp bf16: Tesla V100 has no bfloat16 support; use --amp fp16' in str(error.value)
 
 
 def test_dataset_keeps_odd_sizes_without_testB_and_ignores_other_files(tmp_path):
@@ -101,7 +104,7 @@ def test_dataset_keeps_odd_sizes_without_testB_and_ignores_other_files(tmp_path)
 
 @pytest.mark.parametrize('mode', ['L', 'RGBA', 'P', 'CMYK', 'I;16'])
 def test_image_modes_become_rgb(tmp_path, mode):
-    from data.image_folder import load_rgb
+    from util.images import load_rgb
     path = str(tmp_path / ('x.tif' if mode == 'CMYK' else 'x.png'))
     write_image(path, (9, 7), mode)
     image = load_rgb(path)
@@ -115,7 +118,7 @@ def test_exif_orientation_is_applied(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
     write_image(path, (30, 10), exif=exif.tobytes())
-    from data.image_folder import load_rgb
+    from util.images import load_rgb
     assert load_rgb(path).size == (10, 30)
 
 

@@ -12,24 +12,14 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from data.image_folder import is_image_file, load_rgb
 from util import metrics
+from util.images import images_by_stem, load_rgb
 from util.util import UserError, atomic_write
 
 OUTPUT_SUFFIX, INPUT_SUFFIX = '_fake_B', '_real_A'
 COLUMNS = ('psnr', 'ssim', 'lpips', 'niqe', 'loe')
 LOWER_IS_BETTER = {'lpips', 'niqe', 'loe'}
 METRICS_BLOCK = re.compile(r'<div id="metrics">.*?</div>\s*', re.S)
-
-
-def images_by_stem(folder, suffix=''):
-    """{stem: path} for the images in folder whose stem ends with suffix (removed from the key)."""
-    found = {}
-    for name in sorted(os.listdir(folder)):
-        stem = os.path.splitext(name)[0]
-        if is_image_file(name) and stem.endswith(suffix):
-            found.setdefault(stem[:len(stem) - len(suffix)] if suffix else stem, os.path.join(folder, name))
-    return found
 
 
 def find_outputs(results):

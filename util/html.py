@@ -28,10 +28,6 @@ class HTML:
         with self.doc:
             h3(text)
 
-    def add_text(self, text):
-        with self.doc:
-            p(text)
-
     def add_raw(self, markup):
         """Insert markup as it is (e.g. an inline SVG chart)."""
         with self.doc:

@@ -1,14 +1,30 @@
-"""Small helpers: the user-facing error, tensor <-> image conversion, atomic file writes."""
+"""The user-facing error and the one way every command reports it; atomic file writes."""
+import functools
 import os
 import tempfile
-
-import numpy as np
-import torch
-from PIL import Image
 
 
 class UserError(Exception):
     """A problem with the user's input (file, folder or flag), reported as one line without a traceback."""
+
+
+def one_line(error):
+    """The message of a UserError in one line, also when torch re-raised it from a DataLoader worker process
+    (then the message holds the worker's traceback, and the original message is on its last line)."""
+    last = str(error).strip().splitlines()[-1] if str(error).strip() else error.__class__.__name__
+    return last.split('UserError: ', 1)[-1]
+
+
+def command(main):
+    """Decorator for the main(argv) of every command (train.py, test.py, scripts/*.py): a UserError ends the
+    command with one line 'error: ...' on stderr and exit status 1, never a traceback."""
+    @functools.wraps(main)
+    def run(argv=None):
+        try:
+            return main(argv)
+        except UserError as exc:
+            raise SystemExit('error: ' + one_line(exc)) from None
+    return run
 
 
 def out_of_memory(path, height, width):
@@ -17,37 +33,19 @@ def out_of_memory(path, height, width):
             'scale_width --load_size N) or the CPU' % (path, width, height))
 
 
-def tensor2im(image):
-    """First image of a batch in [-1, 1] -> HxWx3 uint8 array (one channel is repeated to three)."""
-    if not isinstance(image, torch.Tensor):
-        return image
-    array = image[0].detach().float().cpu().clamp(-1, 1).numpy()
-    if array.shape[0] == 1:
-        array = np.tile(array, (3, 1, 1))
-    return np.round((np.transpose(array, (1, 2, 0)) + 1) / 2.0 * 255.0).astype(np.uint8)
-
-
-def save_image(image_numpy, image_path):
-    """Write an HxWx3 uint8 array as an image file (atomically)."""
-    atomic_write(image_path, lambda f: Image.fromarray(image_numpy).save(f, format=_format(image_path)))
-
-
-def _format(path):
-    ext = os.path.splitext(path)[1].lower().lstrip('.')
-    return {'jpg': 'JPEG', 'jpeg': 'JPEG', 'tif': 'TIFF'}.get(ext, ext.upper() or 'PNG')
-
-
-def mkdirs(*paths):
-    for path in paths:
-        os.makedirs(path, exist_ok=True)
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path, write):
     """Call write(file) on a temporary file beside path, fsync it, then rename it over path, so a kill at any
-    moment leaves either the old file or the complete new one."""
+    moment leaves either the old file or the complete new one. The file gets the mode the umask gives new files."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, 'wb') as f:
             write(f)
             f.flush()
@@ -59,6 +57,13 @@ def atomic_write(path, write):
         raise
 
 
-def atomic_save(obj, path):
-    """torch.save through atomic_write."""
-    atomic_write(path, lambda f: torch.save(obj, f))
+def writable_folder(folder, flag):
+    """Create folder if needed and check that a file can be written there; otherwise a UserError naming the flag
+    (e.g. '--results_dir ./results') that chose it."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UserError('%s is not writable (%s)' % (flag, exc.strerror)) from None
+    return folder

@@ -13,7 +13,7 @@ from collections import OrderedDict
 import numpy as np
 
 from util import html as html_page
-from util.util import save_image, tensor2im
+from util.images import save_image, to_uint8
 
 LOG_LINE = re.compile(r'\(epoch: (\d+), iters: (\d+)[^)]*\) (.*)')
 RESULT_NAME = re.compile(r'epoch(\d+)_iter(\d+)_(.+)\.png$')
@@ -115,7 +115,7 @@ class Visualizer:
 
     def display_current_results(self, visuals, epoch, total_iters, save_result):
         """Show the visuals on visdom; with save_result, also save them and rebuild the results page."""
-        images = OrderedDict((label, tensor2im(image)) for label, image in visuals.items())
+        images = OrderedDict((label, to_uint8(image[:1])[0]) for label, image in visuals.items())
         self.visual_order = list(images)
         if self.vis is not None:
             stack = [image.transpose([2, 0, 1]) for image in images.values()]
@@ -158,7 +158,7 @@ class Visualizer:
                       opts={'title': self.name + ' loss over time', 'legend': self.plot_data['legend'],
                             'xlabel': 'epoch', 'ylabel': 'loss'})
 
-    def print_current_losses(self, epoch, iters, losses, t_comp, t_data):
+    def log_losses(self, epoch, iters, losses, t_comp, t_data):
         """Append one line to loss_log.txt (the official format) and return it."""
         message = '(epoch: %d, iters: %d, time: %.3f, data: %.3f) ' % (epoch, iters, t_comp, t_data)
         message += ' '.join('%s: %.3f' % (k, v) for k, v in losses.items())

@@ -1,32 +1,47 @@
 """One-call enhancement from Python: load_enhancer(checkpoint folder) returns a function from a low-light image
 to its enhanced version (the inference path Pre -> H -> G_A, as test.py runs it)."""
+import json
 import os
 
 import numpy as np
 import torch
 from PIL import Image
 
-from . import create_model
+from models import create_model
+from options.test_options import TestOptions
+from util.images import to_uint8
 
 ARCHITECTURE_FLAGS = ('ngf', 'netG', 'norm', 'no_dropout', 'input_nc', 'output_nc')
 
 
-def saved_architecture(folder):
-    """The architecture flags recorded in folder/train_opt.txt (written by train.py, ours or the official), as
-    command-line arguments; none when the file is absent."""
-    path = os.path.join(folder, 'train_opt.txt')
-    if not os.path.isfile(path):
-        return []
-    argv = []
+def read_text_options(path):
+    """{flag: value as text} from a train_opt.txt (ours, or the official code's)."""
+    values = {}
     with open(path) as f:
         for line in f:
             key, sep, value = line.strip().partition(': ')
-            value = value.split('\t')[0].strip()
-            if sep and key in ARCHITECTURE_FLAGS:
-                if key == 'no_dropout':
-                    argv += ['--no_dropout'] if value == 'True' else []
-                else:
-                    argv += ['--' + key, value]
+            if sep:
+                values[key] = value.split('\t')[0].strip()
+    return values
+
+
+def saved_architecture(folder):
+    """The architecture flags of the run in folder, as command-line arguments: from train_opt.json (ours), else
+    train_opt.txt (the official code's); none when neither is there."""
+    json_path, text_path = (os.path.join(folder, 'train_opt' + ext) for ext in ('.json', '.txt'))
+    if os.path.isfile(json_path):
+        with open(json_path) as f:
+            values = {k: str(v) for k, v in json.load(f).items()}
+    elif os.path.isfile(text_path):
+        values = read_text_options(text_path)
+    else:
+        return []
+    argv = []
+    for key in ARCHITECTURE_FLAGS:
+        if key == 'no_dropout':
+            argv += ['--no_dropout'] if values.get(key) == 'True' else []
+        elif key in values:
+            argv += ['--' + key, values[key]]
     return argv
 
 
@@ -48,18 +63,11 @@ def as_tensor(image):
     raise TypeError('expected a PIL image, a uint8 numpy array or a tensor in [0, 1], not %s' % type(image).__name__)
 
 
-def to_uint8(batch):
-    """Batch in [-1, 1] -> (N, H, W, 3) uint8, rounded as test.py saves images."""
-    array = batch.detach().float().cpu().clamp(-1, 1).permute(0, 2, 3, 1).numpy()
-    return np.round((array + 1) / 2 * 255).astype(np.uint8)
-
-
 class Enhancer:
     """Pre, H and G_A loaded from one checkpoint folder; call it on a PIL image, a uint8 array (H, W, 3) or a
     tensor in [0, 1] ((3, H, W) or (N, 3, H, W)) to get the enhanced image of the same kind and size."""
 
     def __init__(self, folder, epoch='latest', device='cpu', options=()):
-        from options.test_options import TestOptions  # here, since the options import this package
         folder = os.path.abspath(folder)
         argv = ['--dataroot', folder, '--name', os.path.basename(folder), '--checkpoints_dir',
                 os.path.dirname(folder), '--epoch', str(epoch), *saved_architecture(folder), *options]

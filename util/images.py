@@ -1,0 +1,59 @@
+"""Image files: finding them in folders, reading them as 8-bit RGB, writing them, and turning network outputs
+(tensors in [-1, 1]) into them."""
+import os
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from util.util import atomic_write
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def is_image_file(filename):
+    return filename.lower().endswith(IMG_EXTENSIONS) and not filename.startswith('.')
+
+
+def find_images(folder, recursive=True):
+    """Sorted paths of the image files in folder (and its subfolders when recursive); other files are ignored."""
+    if not recursive:
+        return sorted(os.path.join(folder, f) for f in os.listdir(folder) if is_image_file(f))
+    return sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files if is_image_file(f))
+
+
+def images_by_stem(folder, suffix=''):
+    """{stem: path} for the images directly in folder whose stem ends with suffix (removed from the key); the first
+    file in sorted order wins when two share a stem."""
+    found = {}
+    for path in find_images(folder, recursive=False):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem.endswith(suffix):
+            found.setdefault(stem[:len(stem) - len(suffix)] if suffix else stem, path)
+    return found
+
+
+def load_rgb(path):
+    """An image file as an 8-bit RGB PIL image: EXIF orientation applied; grayscale, palette, RGBA, CMYK and
+    16-bit images converted (alpha is dropped, 16-bit values are scaled to 8 bits)."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ('I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F'):
+            array = np.asarray(img, dtype=np.float64)
+            scale = 65535.0 if array.max() > 255 or img.mode.startswith('I;16') else 255.0
+            img = Image.fromarray(np.clip(np.round(array / scale * 255.0), 0, 255).astype(np.uint8))
+        return img.convert('RGB')
+
+
+def to_uint8(batch):
+    """A batch in [-1, 1], (N, C, H, W) -> (N, H, W, 3) uint8, rounded; one channel is repeated to three."""
+    array = batch.detach().float().cpu().clamp(-1, 1).permute(0, 2, 3, 1).numpy()
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, -1)
+    return np.round((array + 1) / 2 * 255).astype(np.uint8)
+
+
+def save_image(array, path):
+    """Write an (H, W, 3) uint8 array as an image file, atomically; the format follows the extension."""
+    ext = os.path.splitext(path)[1].lower().lstrip('.')
+    image_format = {'jpg': 'JPEG', 'jpeg': 'JPEG', 'tif': 'TIFF'}.get(ext, ext.upper() or 'PNG')
+    atomic_write(path, lambda f: Image.fromarray(array).save(f, format=image_format))

@@ -1,0 +1,45 @@
+"""Where a command runs: the device that --gpu_ids asks for (CUDA, else MPS or CPU) and, under torchrun, the
+process group. Called once by each entry point after its options are parsed."""
+import sys
+
+import torch
+
+from util import distributed
+from util.util import UserError
+
+
+def choose_device(requested):
+    """(gpu_ids, device) for the requested CUDA ids: CUDA when asked for and present; otherwise MPS if present,
+    else the CPU (with a warning when CUDA was asked for)."""
+    if requested and torch.cuda.is_available():
+        missing = [i for i in requested if i >= torch.cuda.device_count()]
+        if missing:
+            raise UserError('--gpu_ids %s: this machine has %d CUDA device(s)'
+                            % (','.join(map(str, requested)), torch.cuda.device_count()))
+        return requested, 'cuda:%d' % requested[0]
+    if requested:
+        mps = getattr(torch.backends, 'mps', None)
+        device = 'mps' if mps is not None and mps.is_available() else 'cpu'
+        print('warning: --gpu_ids %s: CUDA is not available, running on %s'
+              % (','.join(map(str, requested)), device), file=sys.stderr)
+        return [], device
+    return [], 'cpu'
+
+
+def setup(opt):
+    """Set opt.gpu_ids (the GPUs this process uses) and opt.device; under torchrun, join the process group with one
+    GPU per process. Does nothing when opt.device is already set. Returns opt."""
+    if getattr(opt, 'device', None):
+        return opt
+    if distributed.launched_by_torchrun():
+        use_cuda = bool(opt.gpu_ids) and torch.cuda.is_available()
+        local_rank = distributed.init(use_cuda)
+        opt.gpu_ids, opt.device = ([local_rank], 'cuda:%d' % local_rank) if use_cuda else ([], 'cpu')
+    else:
+        opt.gpu_ids, opt.device = choose_device(opt.gpu_ids)
+    if opt.device.startswith('cuda'):
+        if opt.amp == 'bf16' and not torch.cuda.is_bf16_supported():
+            raise UserError('--amp bf16: %s has no bfloat16 support; use --amp fp16 or --amp none'
+                            % torch.cuda.get_device_name(opt.device))
+        torch.cuda.set_device(opt.device)
+    return opt
