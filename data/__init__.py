@@ -1,25 +1,16 @@
 """Datasets: `--dataset_mode unaligned` finds class UnalignedDataset in data/unaligned_dataset.py."""
-import importlib
 import os
 
 import torch.utils.data
 
 from util import distributed
+from util.util import find_class
 
 from .base_dataset import BaseDataset
 
 
 def find_dataset_using_name(dataset_name):
-    """The BaseDataset subclass in data/<dataset_name>_dataset.py named <DatasetName>Dataset, case-insensitively."""
-    try:
-        module = importlib.import_module('data.%s_dataset' % dataset_name)
-    except ModuleNotFoundError:
-        raise ValueError('--dataset_mode %s: no file data/%s_dataset.py' % (dataset_name, dataset_name)) from None
-    target = dataset_name.replace('_', '').lower() + 'dataset'
-    for name, cls in vars(module).items():
-        if name.lower() == target and isinstance(cls, type) and issubclass(cls, BaseDataset):
-            return cls
-    raise ValueError('data/%s_dataset.py defines no BaseDataset subclass named %s' % (dataset_name, target))
+    return find_class('data', dataset_name, 'dataset', BaseDataset, '--dataset_mode')
 
 
 def get_option_setter(dataset_name):

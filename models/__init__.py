@@ -1,20 +1,10 @@
 """Model registry: `--model NeRCo` finds class NeRCoModel in models/NeRCo_model.py (CycleGAN's convention)."""
-import importlib
-
+from util.util import find_class
 from .base_model import BaseModel
 
 
 def find_model_using_name(model_name):
-    """The BaseModel subclass in models/<model_name>_model.py named <model_name>Model, case-insensitively."""
-    try:
-        module = importlib.import_module('models.%s_model' % model_name)
-    except ModuleNotFoundError:
-        raise ValueError('--model %s: no file models/%s_model.py' % (model_name, model_name)) from None
-    target = model_name.replace('_', '').lower() + 'model'
-    for name, cls in vars(module).items():
-        if name.lower() == target and isinstance(cls, type) and issubclass(cls, BaseModel):
-            return cls
-    raise ValueError('models/%s_model.py defines no BaseModel subclass named %s' % (model_name, target))
+    return find_class('models', model_name, 'model', BaseModel, '--model')
 
 
 def get_option_setter(model_name):

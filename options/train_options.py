@@ -10,25 +10,7 @@ class TrainOptions(BaseOptions):
 
     def initialize(self, parser):
         parser = BaseOptions.initialize(self, parser)
-        parser.add_argument('--display_freq', type=int, default=59456,
-                            help='show training results on visdom and the HTML page every this many images')
-        parser.add_argument('--display_ncols', type=int, default=4, help='images per row in the visdom panel')
-        parser.add_argument('--display_id', type=int, default=1,
-                            help='visdom window id; 0 disables visdom (it is also skipped, with one warning, when '
-                                 'no server answers or visdom is not installed)')
-        parser.add_argument('--display_server', type=str, default='http://localhost', help='visdom server')
-        parser.add_argument('--display_env', type=str, default='main', help='visdom environment name')
-        parser.add_argument('--display_port', type=int, default=8097, help='visdom port')
-        parser.add_argument('--update_html_freq', type=int, default=1000,
-                            help='also save the displayed results to the HTML page every this many images')
-        parser.add_argument('--print_freq', type=int, default=100, help='log losses every this many images')
-        parser.add_argument('--no_html', action='store_true',
-                            help='do not save intermediate results to checkpoints_dir/name/web/')
-        parser.add_argument('--save_latest_freq', type=int, default=5000,
-                            help='save the latest checkpoint every this many images')
-        parser.add_argument('--save_epoch_freq', type=int, default=5,
-                            help='save a per-epoch checkpoint every this many epochs')
-        parser.add_argument('--save_by_iter', action='store_true', help='name latest checkpoints by iteration')
+        self.initialize_display_and_saving(parser)
         parser.add_argument('--continue_train', action='store_true',
                             help='resume from the checkpoint named by --epoch / --load_iter')
         parser.add_argument('--epoch_count', type=int, default=1,
@@ -70,6 +52,29 @@ class TrainOptions(BaseOptions):
                             help='let the CLIP loss reach the generators, as the paper describes (the official code '
                                  'routes CLIP inputs through image pools, which detach them when --pool_size > 0)')
         return parser
+
+    @staticmethod
+    def initialize_display_and_saving(parser):
+        """The flags for the live display, the loss log, the results page and checkpoint saving."""
+        parser.add_argument('--display_freq', type=int, default=59456,
+                            help='show training results on visdom and the HTML page every this many images')
+        parser.add_argument('--display_ncols', type=int, default=4, help='images per row in the visdom panel')
+        parser.add_argument('--display_id', type=int, default=1,
+                            help='visdom window id; 0 disables visdom (it is also skipped, with one warning, when '
+                                 'no server answers or visdom is not installed)')
+        parser.add_argument('--display_server', type=str, default='http://localhost', help='visdom server')
+        parser.add_argument('--display_env', type=str, default='main', help='visdom environment name')
+        parser.add_argument('--display_port', type=int, default=8097, help='visdom port')
+        parser.add_argument('--update_html_freq', type=int, default=1000,
+                            help='also save the displayed results to the HTML page every this many images')
+        parser.add_argument('--print_freq', type=int, default=100, help='log losses every this many images')
+        parser.add_argument('--no_html', action='store_true',
+                            help='do not save intermediate results to checkpoints_dir/name/web/')
+        parser.add_argument('--save_latest_freq', type=int, default=5000,
+                            help='save the latest checkpoint every this many images')
+        parser.add_argument('--save_epoch_freq', type=int, default=5,
+                            help='save a per-epoch checkpoint every this many epochs')
+        parser.add_argument('--save_by_iter', action='store_true', help='name latest checkpoints by iteration')
 
     def check(self, parser, opt):
         BaseOptions.check(self, parser, opt)

@@ -38,6 +38,8 @@ def find_pairs(root):
 
 
 def prepare(root, out, layout, copy=False):
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError('--out %s: is a file, not a folder; choose an empty folder' % out)
     if not os.path.isdir(root):
         raise UserError('--%s %s: folder not found; it should hold %s' % (layout, root, LAYOUTS[layout]))
     pairs = find_pairs(root)
@@ -46,8 +48,6 @@ def prepare(root, out, layout, copy=False):
         raise UserError('--%s %s: found %s; expected %s' % (
             layout, root, ', '.join(sorted(splits)) + ' split only' if splits else 'no low/high folders',
             LAYOUTS[layout]))
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError('--out %s: is a file, not a folder; choose an empty folder' % out)
     for sub in ('trainA', 'trainB', 'testA', 'testB'):
         target = os.path.join(out, sub)
         if os.path.isdir(target) and os.listdir(target):

@@ -260,3 +260,43 @@ runpy.run_path({os.path.join(ROOT, 'test.py')!r}, run_name='__main__')
     assert 'skipped %s: out of GPU memory at 36x28; try --tile 512, --amp bf16' % huge in result.stderr
     images = tmp_path / 'results' / 'LSRW' / 'test_latest' / 'images'
     assert os.path.isfile(images / 'small_fake_B.png') and not os.path.exists(images / 'huge_fake_B.png')
+
+
+def mixed_size_test_set(tmp_path):
+    """testA with two sizes and tiny checkpoints for test.py."""
+    from test_evaluation import save_tiny_checkpoint
+    write_image(str(tmp_path / 'data' / 'testA' / 'a.png'), (24, 20))
+    write_image(str(tmp_path / 'data' / 'testA' / 'b.png'), (30, 20))
+    save_tiny_checkpoint(tmp_path)
+
+
+def a_file(tmp_path):
+    (tmp_path / 'file').write_text('a file, not a folder')
+
+
+COMMANDS = {
+    # command: (set-up, arguments, what the one line says)
+    'train.py': (None, ['--dataroot', '{tmp}/nowhere', '--gpu_ids', '-1'], 'trainA: folder not found'),
+    'test.py': (mixed_size_test_set, ['--dataroot', '{tmp}/data', '--name', 'tiny', '--checkpoints_dir', '{tmp}/saves',
+                                      '--results_dir', '{tmp}/results', *TINY, '--preprocess', 'none',
+                                      '--batch_size', '2', '--num_threads', '1'],
+                '(%s 24x20, %s 30x20); use --batch_size 1' % (os.path.join('{tmp}', 'data', 'testA', 'a.png'),
+                                                              os.path.join('{tmp}', 'data', 'testA', 'b.png'))),
+    'scripts/enhance.py': (None, ['{tmp}/missing.png', '--checkpoints', '{tmp}', '--out', '{tmp}/out'],
+                           'missing.png: no such file or folder'),
+    'scripts/evaluate.py': (None, ['{tmp}/nowhere'], 'nowhere: folder not found'),
+    'scripts/prepare_dataset.py': (a_file, ['--lol', '{tmp}', '--out', '{tmp}/file'], 'is a file, not a folder'),
+    'scripts/make_demo_data.py': (a_file, ['--out', '{tmp}/file/demo'], '--out {tmp}/file/demo is not writable'),
+    'scripts/benchmark.py': (None, ['--device', 'no_such_device'], '--device no_such_device: not available'),
+}
+
+
+@pytest.mark.parametrize('command', sorted(COMMANDS))
+def test_every_command_reports_a_user_error_in_one_line(tmp_path, command):
+    set_up, argv, expected = COMMANDS[command]
+    if set_up:
+        set_up(tmp_path)
+    result = run_script(command, *[a.format(tmp=tmp_path) for a in argv])
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+    assert len(lines) == 1 and expected.format(tmp=tmp_path) in lines[0], result.stderr[-3000:]

@@ -74,7 +74,33 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
             lpips_model = metrics.LPIPS(device)
         except FileNotFoundError as exc:
             notes.append(str(exc))
-    niqe_model = metrics.NIQE() if niqe else None
+    scorers = {'lpips': lpips_model, 'niqe': metrics.NIQE() if niqe else None, 'ssim_mode': ssim_mode}
+    rows, skipped = score(outputs, truths, sources if loe else {}, scorers)
+    columns = [c for c in COLUMNS if any(c in row for row in rows)]
+    means = {c: float(np.nanmean([row[c] for row in rows if c in row])) for c in columns}
+    if truths:
+        missing = sorted(set(outputs) - set(truths))
+        if missing:
+            notes.append('%d image(s) without ground truth (e.g. %s): no PSNR / SSIM / LPIPS for them'
+                         % (len(missing), missing[0]))
+    if niqe and any(math.isnan(row['niqe']) for row in rows):
+        notes.append('NIQE is NaN for images smaller than 2 blocks of %dx%d pixels' % (metrics.NIQE_BLOCK,
+                                                                                        metrics.NIQE_BLOCK))
+    summary = {'images': len(rows), 'mean': means, 'skipped': skipped, 'notes': notes,
+               'lower_is_better': sorted(LOWER_IS_BETTER & set(columns))}
+    folder = os.path.dirname(page) if page else os.path.dirname(next(iter(outputs.values())))
+    write_csv(os.path.join(folder, 'metrics.csv'), rows, columns, means)
+    atomic_write(os.path.join(folder, 'metrics.json'),
+                 lambda f: f.write(json.dumps({**summary, 'per_image': rows}, indent=1).encode()))
+    if page:
+        add_table(page, summary, columns)
+    print_summary(summary, folder)
+    return summary
+
+
+def score(outputs, truths, sources, scorers):
+    """([{'image': name, metric: value}] for each readable output, [unreadable paths]): PSNR, SSIM and LPIPS
+    where a ground truth has the output's stem, NIQE, and LOE where a low-light source does."""
     rows, skipped = [], []
     for stem, path in tqdm(outputs.items(), desc='evaluating', unit='img', file=sys.stdout, dynamic_ncols=True,
                            mininterval=0.1 if sys.stdout.isatty() else 30):
@@ -90,36 +116,17 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
                 raise UserError('%s is %dx%d but its ground truth %s is %dx%d; they must have the same size'
                                 % (path, output.shape[1], output.shape[0], truths[stem], truth.shape[1],
                                    truth.shape[0]))
-            row.update(psnr=metrics.psnr(output, truth), ssim=metrics.ssim(output, truth, ssim_mode))
-            if lpips_model:
-                row['lpips'] = lpips_model(output, truth)
-        if niqe_model:
-            row['niqe'] = niqe_model(output)
-        if loe and stem in sources:
+            row.update(psnr=metrics.psnr(output, truth), ssim=metrics.ssim(output, truth, scorers['ssim_mode']))
+            if scorers['lpips']:
+                row['lpips'] = scorers['lpips'](output, truth)
+        if scorers['niqe']:
+            row['niqe'] = scorers['niqe'](output)
+        if stem in sources:
             source = read(sources[stem], skipped)
             if source is not None:
                 row['loe'] = metrics.loe(output, source)
         rows.append(row)
-    columns = [c for c in COLUMNS if any(c in row for row in rows)]
-    means = {c: float(np.nanmean([row[c] for row in rows if c in row])) for c in columns}
-    if truths:
-        missing = sorted(set(outputs) - set(truths))
-        if missing:
-            notes.append('%d image(s) without ground truth (e.g. %s): no PSNR / SSIM / LPIPS for them'
-                         % (len(missing), missing[0]))
-    if niqe_model and any(math.isnan(row['niqe']) for row in rows):
-        notes.append('NIQE is NaN for images smaller than 2 blocks of %dx%d pixels' % (metrics.NIQE_BLOCK,
-                                                                                        metrics.NIQE_BLOCK))
-    summary = {'images': len(rows), 'mean': means, 'skipped': skipped, 'notes': notes,
-               'lower_is_better': sorted(LOWER_IS_BETTER & set(columns))}
-    folder = os.path.dirname(page) if page else os.path.dirname(next(iter(outputs.values())))
-    write_csv(os.path.join(folder, 'metrics.csv'), rows, columns, means)
-    atomic_write(os.path.join(folder, 'metrics.json'),
-                 lambda f: f.write(json.dumps({**summary, 'per_image': rows}, indent=1).encode()))
-    if page:
-        add_table(page, summary, columns)
-    print_summary(summary, folder)
-    return summary
+    return rows, skipped
 
 
 def write_csv(path, rows, columns, means):

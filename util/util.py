@@ -1,5 +1,6 @@
-"""The user-facing error and the one way every command reports it; atomic file writes."""
+"""The user-facing error and the one way every command reports it; atomic file writes; the class registry."""
 import functools
+import importlib
 import os
 import tempfile
 
@@ -67,3 +68,18 @@ def writable_folder(folder, flag):
     except OSError as exc:
         raise UserError('%s is not writable (%s)' % (flag, exc.strerror)) from None
     return folder
+
+
+def find_class(package, name, kind, base, flag):
+    """The subclass of base in <package>/<name>_<kind>.py named <name><kind>, ignoring case and underscores
+    (CycleGAN's registry: --model NeRCo is NeRCoModel in models/NeRCo_model.py); a ValueError naming flag if
+    there is none."""
+    try:
+        module = importlib.import_module('%s.%s_%s' % (package, name, kind))
+    except ModuleNotFoundError:
+        raise ValueError('%s %s: no file %s/%s_%s.py' % (flag, name, package, name, kind)) from None
+    target = (name + kind).replace('_', '').lower()
+    for attribute, cls in vars(module).items():
+        if attribute.lower() == target and isinstance(cls, type) and issubclass(cls, base):
+            return cls
+    raise ValueError('%s/%s_%s.py defines no %s subclass named %s' % (package, name, kind, base.__name__, target))
