@@ -19,13 +19,12 @@ from options.test_options import TestOptions
 from util import runtime
 from util.evaluation import evaluate
 from util.html import HTML
-from util.images import save_image, to_uint8
-from util.util import command, out_of_memory, writable_folder
+from util.images import output_names, save_image, to_uint8
+from util.util import UserError, command, out_of_memory, writable_folder
 
 
-def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
+def save_images(webpage, visuals, stem, aspect_ratio=1.0, width=256):
     """Save each visual as images/<stem>_<label>.png and add them to the page as one row."""
-    stem = os.path.splitext(os.path.basename(image_path))[0]
     ims, txts = [], []
     for label, image in visuals.items():
         array = to_uint8(image)[0]
@@ -53,8 +52,24 @@ def run(options, opt):
     if opt.eval:
         model.eval()
     webpage = HTML(web_dir, 'Experiment = %s, Phase = %s, Epoch = %s' % (opt.name, opt.phase, opt.epoch))
+    names = output_names(dataset.dataset.A_paths, dataset.dataset.dir_A)
+    written, skipped = enhance_all(model, dataset, webpage, opt, names)
+    page = webpage.save()
+    print('enhanced %d image(s) into %s' % (len(written), webpage.get_image_dir()))
+    if opt.metrics:
+        truths = os.path.join(opt.dataroot, opt.phase + 'B')
+        evaluate(web_dir, truths if set(written) & set(dataset.dataset.B_by_stem) else None, device=opt.device,
+                 stems=written)
+    print('results page: %s' % page)
+    if skipped:
+        raise UserError('%d image(s) could not be enhanced and were skipped' % len(skipped))
+
+
+def enhance_all(model, dataset, webpage, opt, names):
+    """Enhance at most --num_test images, saving each under its name in names ({path: name}); an unreadable
+    image, or one too large for the GPU, is named and skipped. Returns (names written, paths skipped)."""
     total = int(min(len(dataset), opt.num_test))
-    done, skipped = 0, []
+    written, skipped = [], []
     with tqdm(total=total, desc='enhancing', unit='img', dynamic_ncols=True, file=sys.stdout,
               mininterval=0.1 if sys.stdout.isatty() else 30) as bar:
         for data in dataset:
@@ -72,23 +87,14 @@ def run(options, opt):
                     skipped.append(path)
                 torch.cuda.empty_cache()
                 continue
-            for i, path in enumerate(data['A_paths'][:total - done]):
+            for i, path in enumerate(data['A_paths'][:total - len(written)]):
                 visuals = {label: image[i:i + 1] for label, image in model.get_current_visuals().items()}
-                save_images(webpage, visuals, path, opt.aspect_ratio, opt.display_winsize)
-                done += 1
+                save_images(webpage, visuals, names[path], opt.aspect_ratio, opt.display_winsize)
+                written.append(names[path])
                 bar.update(1)
-            if done >= total:
+            if len(written) >= total:
                 break
-    page = webpage.save()
-    print('enhanced %d image(s) into %s' % (done, webpage.get_image_dir()))
-    if opt.metrics:
-        images = dataset.dataset
-        stems = {os.path.splitext(os.path.basename(path))[0] for path in images.A_paths}
-        evaluate(web_dir, os.path.join(opt.dataroot, opt.phase + 'B') if stems & set(images.B_by_stem) else None,
-                 device=opt.device)
-    print('results page: %s' % page)
-    if skipped:
-        sys.exit('error: %d image(s) could not be enhanced and were skipped' % len(skipped))
+    return written, skipped
 
 
 @command

@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sys
 import time
 
@@ -16,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataset
-from models import checkpoints, create_model
+from models import checkpoints, create_model, networks
 from options.train_options import TrainOptions
 from util import distributed, runtime
 from util.util import UserError, command, writable_folder
@@ -75,6 +76,85 @@ class StopRequest:
             signal.signal(s, handler)
 
 
+class RunFolder:
+    """The run's folder (<checkpoints_dir>/<name>), held by one training run at a time through a lock file naming
+    its process; a new run is refused over an earlier run's checkpoints unless it continues (--continue_train) or
+    replaces them (--overwrite). Checkpoint sets interrupted by a kill are completed or cleaned up on entry."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.path = writable_folder(os.path.join(opt.checkpoints_dir, opt.name),
+                                    '--checkpoints_dir %s' % opt.checkpoints_dir)
+        self.lock = os.path.join(self.path, '.training.lock')
+        self.owner = '%d@%s' % (os.getpid(), socket.gethostname())
+
+    def __enter__(self):
+        if not distributed.is_main():
+            return self
+        while True:
+            try:
+                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                self.remove_stale_lock()
+        with os.fdopen(fd, 'w') as f:
+            f.write(self.owner)
+        checkpoints.recover(self.path)
+        labels = checkpoints.available_labels(self.path, ['G_A'])
+        if labels and not (self.opt.continue_train or self.opt.overwrite):
+            self.__exit__()
+            raise UserError('%s holds the checkpoints of an earlier run (%s); add --continue_train to resume it, '
+                            'choose another --name, or add --overwrite to start afresh over it'
+                            % (self.path, ', '.join(labels)))
+        return self
+
+    def remove_stale_lock(self):
+        """Remove the lock of a run that died on this machine; a UserError if its owner may still be running."""
+        try:
+            with open(self.lock) as f:
+                owner = f.read().strip()
+        except FileNotFoundError:
+            return
+        pid, _, host = owner.partition('@')
+        if host == socket.gethostname() and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                os.remove(self.lock)
+                return
+            except PermissionError:
+                pass
+        raise UserError('%s is in use by another training run (process %s); wait for it or stop it, or choose '
+                        'another --name (if that run is gone, delete %s)' % (self.path, owner, self.lock))
+
+    def __exit__(self, *exc):
+        if distributed.is_main() and os.path.isfile(self.lock):
+            with open(self.lock) as f:
+                mine = f.read().strip() == self.owner
+            if mine:
+                os.remove(self.lock)
+
+
+def warn_about_zero_learning_rate(opt, start_epoch):
+    """Warn when an epoch of this run would train at learning rate 0 (with the official order, in which the
+    schedule steps at the start of each epoch, the last epoch always does)."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=opt.lr)
+    scheduler = networks.get_scheduler(optimizer, opt)
+    optimizer.step()  # a no-op (no gradient) that keeps PyTorch from warning about the order of the steps below
+    rates = {}
+    for epoch in range(opt.epoch_count, opt.n_epochs + opt.n_epochs_decay + 1):
+        if not opt.lr_step_after_epoch:
+            scheduler.step()
+        rates[epoch] = scheduler.get_last_lr()[0]
+        if opt.lr_step_after_epoch:
+            scheduler.step()
+    idle = [epoch for epoch, rate in rates.items() if epoch >= start_epoch and rate == 0]
+    if idle:
+        print('warning: epoch(s) %s of this run train at learning rate 0 (the official schedule steps at the start '
+              'of each epoch); --lr_step_after_epoch steps it at the end, as CycleGAN does'
+              % ', '.join(map(str, idle)), file=sys.stderr)
+
+
 def resume(model, opt):
     """The counters to start from: a fresh run's, or (--continue_train) those saved with the checkpoint, whose
     optimizers, schedulers, image pools and random state are then restored too."""
@@ -112,8 +192,7 @@ def save(model, label, counters):
     """Rank 0 writes the networks and the training state under label; the other processes wait for it."""
     distributed.barrier()
     if distributed.is_main():
-        model.save_networks(label)
-        model.save_training_state(label, counters)
+        model.save_checkpoint(label, counters)
     distributed.barrier()
 
 
@@ -136,7 +215,7 @@ def report(model, visualizer, opt, counters, batch, seconds):
 def run_epoch(model, dataset, visualizer, opt, counters, stop):
     """Train the rest of the current epoch; False when a stop was requested (after saving `latest`)."""
     epoch, last_epoch = counters['epoch'], opt.n_epochs + opt.n_epochs_decay
-    if counters['epoch_iter'] == 0:
+    if counters['epoch_iter'] == 0 and not opt.lr_step_after_epoch:
         model.update_learning_rate()  # the official code steps the schedule at the start of each epoch
     dataset.set_epoch(epoch, skip=counters['epoch_iter'])
     bar = tqdm(dataset, total=-(-(len(dataset) - counters['epoch_iter']) // opt.batch_size),
@@ -158,6 +237,8 @@ def run_epoch(model, dataset, visualizer, opt, counters, stop):
             return False
         loaded = time.time()
     bar.close()
+    if opt.lr_step_after_epoch:
+        model.update_learning_rate()
     counters['epoch_done'] = True
     if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
         save(model, 'latest', counters)
@@ -169,7 +250,6 @@ def run_epoch(model, dataset, visualizer, opt, counters, stop):
 
 def train(options, opt):
     """The whole run; returns the exit status (130 when stopped by Ctrl-C or SIGTERM, after saving `latest`)."""
-    writable_folder(os.path.join(opt.checkpoints_dir, opt.name), '--checkpoints_dir %s' % opt.checkpoints_dir)
     choose_seed(opt)
     dataset = create_dataset(opt)
     model = create_model(opt)
@@ -179,6 +259,7 @@ def train(options, opt):
         check_disk_space(model)
     counters = resume(model, opt)
     if main_process:
+        warn_about_zero_learning_rate(opt, counters['epoch'])
         options.save(opt, model.save_dir)  # only now: a refused --continue_train leaves the run's options as they were
         print('The number of training images = %d (per process)' % len(dataset))
     visualizer = Visualizer(opt) if main_process else None
@@ -208,7 +289,9 @@ def main(argv=None):
     options = TrainOptions()
     opt = options.parse(argv)
     try:
-        return train(options, runtime.setup(opt))
+        runtime.setup(opt)
+        with RunFolder(opt):
+            return train(options, opt)
     finally:
         distributed.cleanup()
 

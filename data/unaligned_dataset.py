@@ -2,13 +2,16 @@
 import os
 import sys
 
+from PIL import Image
+
+from util.images import load_rgb
 from util.util import UserError
 from .base_dataset import BaseDataset, get_transform, item_rng
-from util.images import load_rgb
 from .image_folder import make_dataset
 
 
 MAX_UNREADABLE = 0.1
+ORIENTATION = 0x0112  # the EXIF tag; values 5 to 8 turn the image by 90 degrees
 
 
 class UnalignedDataset(BaseDataset):
@@ -25,8 +28,32 @@ class UnalignedDataset(BaseDataset):
         self.A_paths = make_dataset(self.dir_A, opt.max_dataset_size, 'the low-light training images')
         self.B_paths = make_dataset(self.dir_B, opt.max_dataset_size, 'the normal-light training images')
         self.transform = get_transform(opt)
-
+        if 'crop' not in opt.preprocess:
+            self.check_uncropped_sizes()
         self.unreadable = set()
+
+    def check_uncropped_sizes(self):
+        """Without cropping, the training images must all come out at one size, with sides multiples of 4 and at
+        least 8 (the generators downsample twice, and real_B is multiplied by real_A's mask): refuse at the start,
+        naming the sizes, rather than fail on some later step."""
+        sizes = {}
+        for path in self.A_paths + self.B_paths:
+            try:
+                with Image.open(path) as img:
+                    w, h = img.size[::-1] if img.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8) else img.size
+            except Exception:
+                continue  # unreadable: skipped with a warning when it is loaded
+            if 'resize' in self.opt.preprocess:
+                w, h = self.opt.load_size, self.opt.load_size
+            elif 'scale_width' in self.opt.preprocess:
+                w, h = self.opt.load_size, int(max(self.opt.load_size * h / w, self.opt.crop_size))
+            sizes.setdefault((w, h), path)
+        bad = [size for size in sizes if size[0] % 4 or size[1] % 4 or min(size) < 8]
+        if len(sizes) > 1 or bad:
+            examples = ', '.join('%s %dx%d' % (path, w, h) for (w, h), path in list(sizes.items())[:3])
+            raise UserError('--preprocess %s: without a crop every training image must come out at one size, with '
+                            'sides that are multiples of 4 and at least 8 (here: %s); use --preprocess '
+                            'resize_and_crop or crop, or resize the images first' % (self.opt.preprocess, examples))
 
     def __getitem__(self, key):
         index = key[-1] if isinstance(key, tuple) else key

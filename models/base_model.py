@@ -97,18 +97,24 @@ class BaseModel(ABC):
         return OrderedDict((name, float(torch.as_tensor(getattr(self, 'loss_' + name)).detach()))
                            for name in self.loss_names)
 
-    def save_networks(self, label):
-        """Write {label}_net_{name}.pth for every network, each atomically."""
+    def save_networks(self, label, extra=None):
+        """Write {label}_net_{name}.pth for every network, and extra {path: object}, as one checkpoint set
+        (models/checkpoints.py: a kill at any moment leaves the previous set or the new one, never a mix)."""
         os.makedirs(self.save_dir, exist_ok=True)
-        for name in self.model_names:
-            checkpoints.save_network(execution.unwrap(getattr(self, 'net' + name)),
-                                     checkpoints.network_path(self.save_dir, label, name))
+        objects = {checkpoints.network_path(self.save_dir, label, name):
+                   checkpoints.network_state(execution.unwrap(getattr(self, 'net' + name))) for name in self.model_names}
+        checkpoints.save_set(self.save_dir, label, {**objects, **(extra or {})})
+
+    def save_checkpoint(self, label, counters):
+        """The networks and the training state (what --continue_train restores) as one set."""
+        self.save_networks(label, {checkpoints.state_path(self.save_dir, label): self.training_state(counters)})
 
     def load_networks(self, label):
         available = checkpoints.available_labels(self.save_dir, self.model_names)
-        for name in self.model_names:
-            checkpoints.load_network(execution.unwrap(getattr(self, 'net' + name)),
-                                     checkpoints.network_path(self.save_dir, label, name), name, available)
+        paths = {name: checkpoints.network_path(self.save_dir, label, name) for name in self.model_names}
+        checkpoints.check_set(self.save_dir, label, paths.values())
+        for name, path in paths.items():
+            checkpoints.load_network(execution.unwrap(getattr(self, 'net' + name)), path, name, available)
 
     def print_networks(self, verbose):
         for name in self.model_names:
@@ -137,17 +143,26 @@ class BaseModel(ABC):
                         'torch': torch.get_rng_state(),
                         'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
-    def save_training_state(self, label, counters):
-        checkpoints.save(self.training_state(counters), checkpoints.state_path(self.save_dir, label))
-
     def load_training_state(self, label):
         """Restore optimizers, schedulers, pools and random generators (the last two in single-process runs only);
         return the saved counters, or None when the run was saved by the official code (weights only)."""
-        state = checkpoints.read_training_state(checkpoints.state_path(self.save_dir, label))
+        path = checkpoints.state_path(self.save_dir, label)
+        checkpoints.check_set(self.save_dir, label, [path])
+        state = checkpoints.read_training_state(path)
         if state is None:
             return None
-        for optimizer, saved in zip(self.optimizers, state['optimizers']):
-            optimizer.load_state_dict(saved)
+        try:
+            for optimizer, saved in zip(self.optimizers, state['optimizers']):
+                optimizer.load_state_dict(saved)
+                for param, entry in optimizer.state.items():
+                    for key, value in entry.items():
+                        if value.dim() and value.shape != param.shape:
+                            raise ValueError('%s of shape %s for a parameter of shape %s'
+                                             % (key, tuple(value.shape), tuple(param.shape)))
+        except (ValueError, KeyError) as exc:
+            raise UserError('%s: the optimizer state does not fit these networks (%s); it was saved by a run with '
+                            'other options (--ngf, --ndf, --netG, --netD, --norm), or delete it to resume from the '
+                            'weights alone' % (path, exc)) from None
         for scheduler, saved in zip(self.schedulers, state['schedulers']):
             scheduler.load_state_dict(saved)
         if state.get('scaler'):

@@ -1,14 +1,26 @@
-"""Checkpoint files: their names ({label}_net_{name}.pth, {label}_train_state.pth), writing them atomically, and
-reading network weights, training states and CLIP weights with one clear error for each way a file can be wrong.
-Every file is read with weights_only=True: a checkpoint can hold tensors and plain values, never code."""
+"""Checkpoint files: their names ({label}_net_{name}.pth, {label}_train_state.pth), writing a label's files as
+one set, and reading network weights, training states and CLIP weights with one clear error for each way a file
+can be wrong. Every file is read with weights_only=True: a checkpoint can hold tensors and plain values, never code.
+
+A set is written in two phases: every file goes to a temporary file beside its final name; then the manifest
+{label}_checkpoint.json, listing each file with its temporary name and hash, replaces the previous one (the commit);
+then the temporary files are renamed into place. A kill before the commit leaves the previous set whole; a kill
+after it is completed by recover() at the next start, which also removes temporary files left by a kill."""
+import errno
 import glob
+import hashlib
+import io
+import json
 import os
 import re
+import shutil
 
 import torch
 import torch.nn as nn
 
-from util.util import UserError, atomic_write
+from util.util import UserError, atomic_write, write_temporary
+
+TEMPORARY = re.compile(r'^\..+\.tmp$')
 
 NORM_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
 OPTION_HINTS = {'G_A': '--netG, --ngf or --norm', 'G_B': '--netG, --ngf or --norm', 'Pre': '--ngf or --norm',
@@ -28,6 +40,10 @@ def state_path(folder, label):
     return os.path.join(folder, '%s_train_state.pth' % label)
 
 
+def manifest_path(folder, label):
+    return os.path.join(folder, '%s_checkpoint.json' % label)
+
+
 def available_labels(folder, names):
     """The labels in folder for which every one of the networks `names` has a file, numbers first."""
     labels = None
@@ -38,14 +54,45 @@ def available_labels(folder, names):
     return sorted(labels or [], key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
 
 
-def save(obj, path):
-    """torch.save, atomically (util.util.atomic_write)."""
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def save_network(net, path):
+def network_state(net):
     """A network's state dict as the official code writes it: contiguous CPU tensors, no 'module.' prefix."""
-    save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, path)
+    return {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+
+
+def digest(path):
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 22), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_set(folder, label, objects):
+    """Write {path: object} (paths in folder) as the checkpoint set of label; see the module's docstring. A full
+    disk is one UserError, and the previous set stays whole."""
+    buffers = {}
+    for path, obj in objects.items():
+        buffers[os.path.basename(path)] = io.BytesIO()
+        torch.save(obj, buffers[os.path.basename(path)])
+    entries = {}
+    try:
+        for name, buffer in buffers.items():
+            temp = write_temporary(os.path.join(folder, name), lambda f: f.write(buffer.getbuffer()))
+            entries[name] = {'temporary': os.path.basename(temp),
+                             'digest': hashlib.blake2b(buffer.getbuffer(), digest_size=16).hexdigest()}
+        manifest = json.dumps({'label': str(label), 'files': entries}, indent=1).encode()
+        atomic_write(manifest_path(folder, label), lambda f: f.write(manifest))
+    except BaseException as exc:
+        for entry in entries.values():
+            os.remove(os.path.join(folder, entry['temporary']))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise UserError('%s: disk full while saving checkpoint %s (it needs %d MB, %d MB are free); the previous '
+                            '%s checkpoint is kept; free some space and resume with --continue_train'
+                            % (folder, label, sum(b.getbuffer().nbytes for b in buffers.values()) >> 20,
+                               shutil.disk_usage(folder).free >> 20, label)) from None
+        raise
+    for name, entry in entries.items():
+        os.replace(os.path.join(folder, entry['temporary']), os.path.join(folder, name))
 
 
 def without_module_prefix(state):
@@ -104,3 +151,36 @@ def read_clip_weights(path):
         pass
     state = read(path, "place OpenAI's RN50.pt there or pass --clip_pretrained none")
     return without_module_prefix(state.get('state_dict', state))
+
+
+def recover(folder):
+    """Complete checkpoint sets whose save was killed after its commit, and remove temporary files left by a kill
+    (of a set not yet committed, or of a single atomic write)."""
+    if not os.path.isdir(folder):
+        return
+    for path in glob.glob(os.path.join(glob.escape(folder), '*_checkpoint.json')):
+        with open(path) as f:
+            entries = json.load(f)['files']
+        for name, entry in entries.items():
+            temp = os.path.join(folder, entry['temporary'])
+            if os.path.isfile(temp) and digest(temp) == entry['digest']:
+                os.replace(temp, os.path.join(folder, name))
+    for name in os.listdir(folder):
+        if TEMPORARY.match(name):
+            os.remove(os.path.join(folder, name))
+
+
+def check_set(folder, label, paths):
+    """A UserError if any of paths is not the file that label's manifest lists (a set mixed from two saves); a
+    label without a manifest (written by the official code, or file by file) is taken as it is."""
+    manifest = manifest_path(folder, label)
+    if not os.path.isfile(manifest):
+        return
+    with open(manifest) as f:
+        entries = json.load(f)['files']
+    for path in paths:
+        entry = entries.get(os.path.basename(path))
+        if entry and os.path.isfile(path) and digest(path) != entry['digest']:
+            raise UserError('%s: not the file saved with the rest of checkpoint %s (%s); the set is mixed from two '
+                            'saves: restore the file, or resume from another --epoch'
+                            % (path, label, os.path.basename(manifest)))

@@ -13,6 +13,9 @@ class TrainOptions(BaseOptions):
         self.initialize_display_and_saving(parser)
         parser.add_argument('--continue_train', action='store_true',
                             help='resume from the checkpoint named by --epoch / --load_iter')
+        parser.add_argument('--overwrite', action='store_true',
+                            help="start a new run in a folder that holds an earlier run's checkpoints, replacing them "
+                                 '(without it, such a start is refused)')
         parser.add_argument('--epoch_count', type=int, default=1,
                             help='first epoch number (set automatically when --continue_train finds saved state)')
         parser.add_argument('--phase', type=str, default='train', help='reads <dataroot>/<phase>A and <phase>B')
@@ -27,6 +30,9 @@ class TrainOptions(BaseOptions):
                             help='size of the buffers of generated images; 0 disables them')
         parser.add_argument('--lr_policy', type=str, default='linear', choices=LR_POLICIES,
                             help='learning rate policy')
+        parser.add_argument('--lr_step_after_epoch', action='store_true',
+                            help='step the learning-rate schedule at the end of each epoch, as CycleGAN does; the '
+                                 'official NeRCo code steps it at the start, so its last epoch trains at rate 0')
         parser.add_argument('--lr_decay_iters', type=int, default=50, help='step policy: decay every this many epochs')
         parser.add_argument('--seed', type=int, default=None,
                             help='random seed for weights, data order, crops and flips (default: drawn at start and '

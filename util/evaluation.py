@@ -22,9 +22,10 @@ LOWER_IS_BETTER = {'lpips', 'niqe', 'loe'}
 METRICS_BLOCK = re.compile(r'<div id="metrics">.*?</div>\s*', re.S)
 
 
-def find_outputs(results):
-    """The enhanced images under results (a test.py result folder, its images/ folder, or any image folder):
-    ({stem: output}, {stem: input} from test.py's *_real_A copies, the results page or None)."""
+def find_outputs(results, stems=None):
+    """The enhanced images under results (a test.py result folder, its images/ folder, or any image folder), or
+    only those named in stems: ({stem: output}, {stem: input} from test.py's *_real_A copies, the results page or
+    None)."""
     if not os.path.isdir(results):
         raise UserError('%s: folder not found; give the folder of enhanced images (or test.py\'s test_<epoch>)'
                         % results)
@@ -33,6 +34,9 @@ def find_outputs(results):
     outputs = images_by_stem(folder, OUTPUT_SUFFIX)
     inputs = images_by_stem(folder, INPUT_SUFFIX) if outputs else {}
     outputs = outputs or images_by_stem(folder)
+    if stems is not None:
+        wanted = set(stems)
+        outputs = {stem: path for stem, path in outputs.items() if stem in wanted}
     if not outputs:
         raise UserError('%s: no images found; it should hold the enhanced images' % folder)
     return outputs, inputs, page if os.path.isfile(page) else None
@@ -53,10 +57,11 @@ def ssim_convention(mode):
 
 
 def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niqe=True, lpips=True,
-             device='cpu'):
-    """Score every enhanced image in results; write metrics.csv and metrics.json beside them and a table on the
-    results page if there is one. Returns the summary (also in metrics.json)."""
-    outputs, sources, page = find_outputs(results)
+             device='cpu', stems=None):
+    """Score every enhanced image in results (or those named in stems: what test.py has just written); write
+    metrics.csv and metrics.json beside them and a table on the results page if there is one. Returns the summary
+    (also in metrics.json)."""
+    outputs, sources, page = find_outputs(results, stems)
     if gt and not os.path.isdir(gt):
         raise UserError('--gt %s: folder not found; it should hold the ground-truth images' % gt)
     truths = images_by_stem(gt) if gt else {}

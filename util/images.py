@@ -1,6 +1,8 @@
 """Image files: finding them in folders, reading them as 8-bit RGB, writing them, and turning network outputs
 (tensors in [-1, 1]) into them."""
+import collections
 import os
+import re
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -30,6 +32,22 @@ def images_by_stem(folder, suffix=''):
         if stem.endswith(suffix):
             found.setdefault(stem[:len(stem) - len(suffix)] if suffix else stem, path)
     return found
+
+
+def output_names(paths, root):
+    """{path: name} for the outputs of input files under root: each file's stem, except where two inputs share a
+    stem (x.jpg, x.png, sub/x.png); those are named by their path under root, separators and dots as '_'
+    (x_jpg, x_png, sub_x_png), so that every input keeps an output of its own."""
+    stems = {path: os.path.splitext(os.path.basename(path))[0] for path in paths}
+    shared = {stem for stem, count in collections.Counter(stems.values()).items() if count > 1}
+    names, used = {}, set()
+    for path, stem in stems.items():
+        name = re.sub(r'[\\/.]', '_', os.path.relpath(path, root)) if stem in shared else stem
+        while name in used:
+            name += '_'
+        names[path] = name
+        used.add(name)
+    return names
 
 
 def load_rgb(path):

@@ -34,27 +34,33 @@ def out_of_memory(path, height, width):
             'scale_width --load_size N) or the CPU' % (path, width, height))
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path, write):
-    """Call write(file) on a temporary file beside path, fsync it, then rename it over path, so a kill at any
-    moment leaves either the old file or the complete new one. The file gets the mode the umask gives new files."""
+def write_temporary(path, write):
+    """Call write(file) on a new hidden temporary file beside path (.<name>.<random>.tmp) that gets the mode the
+    umask gives new files, fsync it and return its path; it is removed again if write fails."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, 'wb') as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        os.remove(tmp)
+        raise
+    return tmp
+
+
+def atomic_write(path, write):
+    """Write path through write_temporary and a rename, so a kill at any moment leaves either the old file or the
+    complete new one."""
+    tmp = write_temporary(path, write)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        os.remove(tmp)
         raise
 
 
