@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from util import distributed, runtime
+from util.util import UserError
 from . import checkpoints, execution, networks
 
 

@@ -1,0 +1,292 @@
+"""Nothing lost, nothing run from a file: inputs and earlier runs are never overwritten, checkpoint labels are
+written as sets, checkpoints cannot run code, and what is written can be read by others."""
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import train as train_script
+from conftest import ROOT, build_model, train_options
+from models import checkpoints
+from models.NeRCo_model import NeRCoModel
+from test_evaluation import make_pairs, save_tiny_checkpoint
+from test_pipeline import TINY, make_dataset_folders, run_script, write_image
+from test_reliability import one_line_error, train_argv
+from util.util import UserError
+
+
+def test_enhance_py_never_writes_over_an_input(tmp_path):
+    photo = tmp_path / 'photos' / 'photo.png'
+    write_image(str(photo), (20, 12))
+    before = photo.read_bytes()
+    line = one_line_error(run_script('scripts/enhance.py', str(photo), '--checkpoints', str(tmp_path), '--out',
+                                     str(photo.parent)))
+    assert 'would replace an input image' in line and str(photo) in line
+    assert photo.read_bytes() == before
+
+
+def test_test_py_gives_every_input_its_own_output(tmp_path):
+    data = tmp_path / 'data'
+    for i, name in enumerate(('x.jpg', 'x.png', os.path.join('sub', 'x.png'), 'y.png')):
+        write_image(str(data / 'testA' / name), (20, 16), seed=i, **({'quality': 95} if name.endswith('jpg') else {}))
+    save_tiny_checkpoint(tmp_path)
+    result = run_script('test.py', '--dataroot', str(data), '--name', 'tiny', '--checkpoints_dir',
+                        str(tmp_path / 'saves'), '--results_dir', str(tmp_path / 'results'), *TINY, '--preprocess',
+                        'none')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'enhanced 4 image(s)' in result.stdout
+    images = tmp_path / 'results' / 'tiny' / 'test_latest' / 'images'
+    names = ('x_jpg', 'x_png', 'sub_x_png', 'y')
+    inputs = [np.asarray(Image.open(images / ('%s_real_A.png' % name))) for name in names]
+    assert all(not np.array_equal(inputs[i], inputs[j]) for i in range(4) for j in range(i))
+    for name, source in zip(names, ('x.jpg', 'x.png', os.path.join('sub', 'x.png'), 'y.png')):
+        assert np.array_equal(np.asarray(Image.open(images / ('%s_real_A.png' % name))),
+                              np.asarray(Image.open(data / 'testA' / source).convert('RGB')))
+    page = (images.parent / 'index.html').read_text()
+    assert all(page.count('images/%s_fake_B.png' % name) == 2 for name in names)  # the image and its link
+
+
+def test_test_py_metrics_score_only_this_runs_outputs(tmp_path):
+    data = make_dataset_folders(str(tmp_path / 'data'), size=(200, 196))
+    save_tiny_checkpoint(tmp_path)
+    argv = ['--dataroot', data, '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'saves'), '--results_dir',
+            str(tmp_path / 'results'), *TINY, '--preprocess', 'none', '--metrics']
+    assert run_script('test.py', *argv).returncode == 0
+    os.remove(os.path.join(data, 'testA', 'img1.png'))
+    result = run_script('test.py', *argv)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'mean over 1 image(s)' in result.stdout
+    with open(tmp_path / 'results' / 'tiny' / 'test_latest' / 'metrics.csv') as f:
+        assert [line.split(',')[0] for line in f.read().split()[1:]] == ['img0_fake_B.png', 'mean']
+
+
+def test_test_py_writes_nothing_into_the_checkpoints_folder(tmp_path):
+    data = make_dataset_folders(str(tmp_path / 'data'))
+    folder = save_tiny_checkpoint(tmp_path)
+    before = {name: os.stat(os.path.join(folder, name)).st_mtime_ns for name in os.listdir(folder)}
+    result = run_script('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'saves'),
+                        '--results_dir', str(tmp_path / 'results'), *TINY, '--preprocess', 'none')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {name: os.stat(os.path.join(folder, name)).st_mtime_ns for name in os.listdir(folder)} == before
+    assert os.path.isfile(tmp_path / 'results' / 'tiny' / 'test_latest' / 'test_opt.txt')
+
+
+def test_files_get_the_mode_the_umask_gives(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        folder = save_tiny_checkpoint(tmp_path)
+        data = make_dataset_folders(str(tmp_path / 'data'))
+        result = run_script('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir',
+                            str(tmp_path / 'saves'), '--results_dir', str(tmp_path / 'results'), *TINY)
+        assert result.returncode == 0, result.stderr[-2000:]
+    finally:
+        os.umask(previous)
+    results = tmp_path / 'results' / 'tiny' / 'test_latest'
+    for path in (os.path.join(folder, 'latest_net_G_A.pth'), os.path.join(folder, 'train_opt.json'),
+                 results / 'index.html', results / 'images' / 'img0_fake_B.png'):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path
+
+
+def test_a_run_folder_is_held_by_one_run_and_never_silently_overwritten(tmp_path):
+    make_dataset_folders(str(tmp_path / 'data'))
+    folder = tmp_path / 'saves' / 'run'
+    folder.mkdir(parents=True)
+    (folder / '.training.lock').write_text('%d@%s' % (os.getpid(), os.uname().nodename))  # a live process
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path))
+    assert 'is in use by another training run (process %d@' % os.getpid() in str(exit_info.value)
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    (folder / '.training.lock').write_text('%d@%s' % (dead.pid, os.uname().nodename))  # a run that was killed
+    assert train_script.main(train_argv(tmp_path)) == 0
+    assert not (folder / '.training.lock').exists()
+    before = (folder / 'latest_net_G_A.pth').read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path))
+    message = str(exit_info.value)
+    assert 'holds the checkpoints of an earlier run (latest)' in message and '--continue_train' in message
+    assert (folder / 'latest_net_G_A.pth').read_bytes() == before
+    assert train_script.main(train_argv(tmp_path, '--overwrite', '--seed', '8')) == 0
+    assert (folder / 'latest_net_G_A.pth').read_bytes() != before
+
+
+def test_a_refused_continue_train_leaves_the_options_as_they_were(tmp_path):
+    make_dataset_folders(str(tmp_path / 'data'))
+    assert train_script.main(train_argv(tmp_path)) == 0
+    folder = tmp_path / 'saves' / 'run'
+    saved = {name: (folder / name).read_bytes() for name in ('train_opt.txt', 'train_opt.json')}
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path, '--continue_train', '--ngf', '16'))
+    assert 'check --netG, --ngf or --norm' in str(exit_info.value)
+    assert {name: (folder / name).read_bytes() for name in saved} == saved
+
+
+def test_sigterm_saves_and_stops_like_ctrl_c(tmp_path, monkeypatch):
+    make_dataset_folders(str(tmp_path / 'data'))
+    real_step, calls = NeRCoModel.optimize_parameters, []
+
+    def step_then_sigterm(self):
+        result = real_step(self)
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(NeRCoModel, 'optimize_parameters', step_then_sigterm)
+    assert train_script.main(train_argv(tmp_path)) == 130
+    state = torch.load(tmp_path / 'saves' / 'run' / 'latest_train_state.pth', weights_only=True)
+    assert (state['counters']['epoch'], state['counters']['epoch_iter']) == (2, 1)
+
+
+KILL_DURING_SAVE = """import os, signal, sys, warnings
+sys.path.insert(0, {root!r})
+sys.path.insert(0, os.path.join({root!r}, 'tests'))
+import torch
+from conftest import build_model, train_options
+model = build_model(train_options(__import__('pathlib').Path({tmp!r}), '--ngf', '8', '--ndf', '8', '--name', 'run'))
+model.save_checkpoint('latest', {{'epoch': 1}})
+torch.save({{k: v.clone() for k, v in model.netPre.state_dict().items()}}, os.path.join({tmp!r}, 'old_Pre.pt'))
+with torch.no_grad():
+    for net in model.networks():
+        for p in net.parameters():
+            p.add_(1.0)
+torch.save({{k: v.clone() for k, v in model.netPre.state_dict().items()}}, os.path.join({tmp!r}, 'new_Pre.pt'))
+real_replace, calls = os.replace, []
+def replace(src, dst):
+    calls.append(dst)
+    if len(calls) == {kill_at}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst)
+os.replace = replace
+model.save_checkpoint('latest', {{'epoch': 2}})
+"""
+
+
+@pytest.mark.parametrize('kill_at, survivor', [(1, 'old'), (4, 'new')], ids=['before-the-commit', 'after-it'])
+def test_a_kill_while_saving_leaves_one_whole_set(tmp_path, kill_at, survivor):
+    script = KILL_DURING_SAVE.format(root=ROOT, tmp=str(tmp_path), kill_at=kill_at)
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    folder = str(tmp_path / 'saves' / 'run')
+    assert [name for name in os.listdir(folder) if name.endswith('.tmp')]  # what the kill left behind
+    checkpoints.recover(folder)
+    assert not [name for name in os.listdir(folder) if name.endswith('.tmp')]
+    model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--name', 'run'))
+    model.load_networks('latest')
+    assert model.load_training_state('latest')['epoch'] == (1 if survivor == 'old' else 2)
+    expected = torch.load(tmp_path / ('%s_Pre.pt' % survivor), weights_only=True)
+    assert all(torch.equal(value, model.netPre.state_dict()[key]) for key, value in expected.items())
+
+
+def test_a_mixed_checkpoint_set_is_refused(tmp_path):
+    model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--name', 'run'))
+    model.save_checkpoint('latest', {'epoch': 1})
+    model.save_checkpoint('5', {'epoch': 5})
+    folder = tmp_path / 'saves' / 'run'
+    with torch.no_grad():
+        model.netPre.model[1].weight.add_(1.0)
+    torch.save(checkpoints.network_state(model.netPre), folder / 'latest_net_Pre.pth')  # written outside the set
+    with pytest.raises(UserError, match=r'latest_net_Pre\.pth: not the file saved with the rest of checkpoint latest'):
+        model.load_networks('latest')
+    model.load_networks('5')
+
+
+def test_a_full_disk_while_saving_is_one_line_and_keeps_the_previous_set(tmp_path, monkeypatch):
+    import errno
+    model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--name', 'run'))
+    model.save_checkpoint('latest', {'epoch': 1})
+    folder = tmp_path / 'saves' / 'run'
+    before = {name: (folder / name).read_bytes() for name in os.listdir(folder)}
+    real_write, calls = checkpoints.write_temporary, []
+
+    def write_until_full(path, write):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real_write(path, write)
+
+    monkeypatch.setattr(checkpoints, 'write_temporary', write_until_full)
+    with pytest.raises(UserError) as error:
+        model.save_checkpoint('latest', {'epoch': 2})
+    message = str(error.value)
+    assert message.startswith('%s: disk full while saving checkpoint latest (it needs ' % folder)
+    assert 'the previous latest checkpoint is kept' in message and '\n' not in message
+    assert {name: (folder / name).read_bytes() for name in os.listdir(folder)} == before
+
+
+def test_a_training_state_cannot_run_code(tmp_path):
+    make_dataset_folders(str(tmp_path / 'data'))
+    assert train_script.main(train_argv(tmp_path)) == 0
+    folder = tmp_path / 'saves' / 'run'
+    marker = tmp_path / 'ran'
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, ('touch %s' % marker,)
+
+    torch.save({'counters': Payload()}, folder / 'latest_train_state.pth')
+    os.remove(folder / 'latest_checkpoint.json')  # as if the folder came from elsewhere
+    line = one_line_error(run_script('train.py', *train_argv(tmp_path, '--continue_train')))
+    assert 'latest_train_state.pth: cannot be read (UnpicklingError)' in line
+    assert not marker.exists()
+
+
+def test_a_training_state_of_another_architecture_is_refused(tmp_path):
+    make_dataset_folders(str(tmp_path / 'data'))
+    assert train_script.main(train_argv(tmp_path)) == 0
+    assert train_script.main(train_argv(tmp_path, '--name', 'wide', '--ndf', '16')) == 0
+    wide = tmp_path / 'saves' / 'wide'
+    (wide / 'latest_train_state.pth').write_bytes((tmp_path / 'saves' / 'run' / 'latest_train_state.pth').read_bytes())
+    os.remove(wide / 'latest_checkpoint.json')
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path, '--name', 'wide', '--ndf', '16', '--continue_train'))
+    assert 'latest_train_state.pth: the optimizer state does not fit these networks' in str(exit_info.value)
+
+
+@pytest.mark.parametrize('preprocess, sizes', [('none', [(3, 2), (40, 36)]), ('none', [(40, 36), (44, 36)]),
+                                               ('scale_width', [(70, 50), (70, 50)])])
+def test_uncropped_training_images_of_unusable_sizes_are_refused_at_start(tmp_path, preprocess, sizes):
+    for i, size in enumerate(sizes):
+        for folder in ('trainA', 'trainB'):
+            write_image(str(tmp_path / 'data' / folder / ('img%d.png' % i)), size, seed=i)
+    argv = train_argv(tmp_path, '--preprocess', preprocess, '--load_size', '70', '--crop_size', '32')
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(argv)
+    message = str(exit_info.value)
+    assert '--preprocess %s: without a crop every training image must come out at one size' % preprocess in message
+    assert '\n' not in message
+
+
+def test_epochs_at_learning_rate_zero_are_announced_and_cyclegan_order_avoids_them(tmp_path, capsys):
+    make_dataset_folders(str(tmp_path / 'data'))
+    argv = train_argv(tmp_path, '--n_epochs', '1', '--n_epochs_decay', '0')
+    torch.manual_seed(0)
+    assert train_script.main(argv) == 0
+    assert 'epoch(s) 1 of this run train at learning rate 0' in capsys.readouterr().err
+    official = torch.load(tmp_path / 'saves' / 'run' / 'latest_net_G_A.pth', weights_only=True)
+    assert train_script.main(argv + ['--overwrite', '--lr_step_after_epoch']) == 0
+    assert 'learning rate 0' not in capsys.readouterr().err
+    cyclegan = torch.load(tmp_path / 'saves' / 'run' / 'latest_net_G_A.pth', weights_only=True)
+    opt = train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--seed', '7', '--name', 'initial')
+    train_script.choose_seed(opt)
+    initial = checkpoints.network_state(build_model(opt).netG_A)
+    assert all(torch.equal(official[k], initial[k]) for k in initial)  # trained at rate 0 throughout
+    assert not all(torch.equal(cyclegan[k], initial[k]) for k in initial)
+
+
+def test_prepare_dataset_refuses_name_collisions_before_writing(tmp_path):
+    from scripts.prepare_dataset import prepare
+    root = str(tmp_path / 'cams')
+    for split in ('train', 'Eval'):
+        make_pairs(root, [os.path.join(split, 'a', 'Huawei'), os.path.join(split, 'b', 'Huawei')], ['1.png'])
+    for copy in (False, True):
+        out = tmp_path / ('out_copy' if copy else 'out')
+        with pytest.raises(UserError, match='would both become'):
+            prepare(root, str(out), 'lsrw', copy)
+        assert not out.exists()
