@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from util.evaluation import evaluate  # noqa: E402
-from util.metrics import SSIM_MODES  # noqa: E402
+from util import metrics  # noqa: E402
 from util.util import command  # noqa: E402
 
 
@@ -26,16 +26,20 @@ def main(argv=None):
                                         "images/ folder (<stem>_fake_B.png), or any folder of images")
     parser.add_argument('--gt', help='ground-truth folder; files are paired by stem (low.png <-> low_fake_B.png)')
     parser.add_argument('--inputs', help="low-light inputs for LOE (default: test.py's <stem>_real_A.png copies)")
-    parser.add_argument('--ssim', default='gaussian', choices=sorted(SSIM_MODES),
+    parser.add_argument('--ssim', default='gaussian', choices=sorted(metrics.SSIM_MODES),
                         help='gaussian: 11x11 Gaussian window, sigma 1.5, population covariances (Wang et al.); '
                              "uniform: 7x7 uniform window, sample covariances (scikit-image's defaults)")
     parser.add_argument('--loe', action='store_true', help='also compute the lightness order error (slow)')
     parser.add_argument('--no_niqe', action='store_true', help='skip NIQE')
+    parser.add_argument('--niqe_channel', default='gray', choices=sorted(metrics.NIQE_CHANNELS),
+                        help="what NIQE sees: gray (MATLAB's rgb2gray, as the MATLAB release of NIQE) or y (the luma of "
+                             "ITU-R BT.601, as BasicSR's calculate_niqe(convert_to='y'), which many low-light papers "
+                             'report)')
     parser.add_argument('--no_lpips', action='store_true', help='skip LPIPS')
     parser.add_argument('--device', default='cpu', help='device for LPIPS (cpu, cuda, mps)')
     args = parser.parse_args(argv)
-    summary = evaluate(args.results, args.gt, args.inputs, args.ssim, args.loe, not args.no_niqe,
-                       not args.no_lpips, args.device)
+    summary = evaluate(args.results, args.gt, args.inputs, args.ssim, args.loe,
+                       None if args.no_niqe else args.niqe_channel, not args.no_lpips, args.device)
     return 1 if summary['skipped'] else 0
 
 

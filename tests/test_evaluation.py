@@ -323,3 +323,44 @@ def test_enhance_py_skips_an_image_too_large_for_the_gpu_and_stops_on_a_user_err
     with pytest.raises(SystemExit) as exit_info:
         script.main([str(folder), '--checkpoints', str(tmp_path), '--out', str(out)])
     assert str(exit_info.value) == 'error: --tile supports the ResNet generators only'
+
+
+def test_niqe_on_the_luma_matches_basicsr():
+    """--niqe_channel y against BasicSR's Y conversion and niqe(). The two compute NIQE's half-scale image in
+    float32 (BasicSR) and float64 (here), and NIQE's shape search on a 0.001 grid turns such rounding into jumps of
+    up to 0.009 on these photos (0.0006 for gray), hence 1e-2; gray and Y differ by 0.05 or more on most of them."""
+    with open(os.path.join(ROOT, 'tests', 'fixtures', 'niqe_reference.json')) as f:
+        reference = json.load(f)['niqe_y']
+    luma, gray = metrics.NIQE('y'), metrics.NIQE('gray')
+    checked = 0
+    for name, expected in reference.items():
+        if '.' in name:
+            if not os.path.isdir(REAL_LOWLIGHT):
+                continue
+            image = np.asarray(Image.open(os.path.join(REAL_LOWLIGHT, name)).convert('RGB'))
+        else:
+            image = getattr(skdata, name)()
+        assert abs(luma(image) - expected) < 1e-2, name
+        checked += 1
+    assert checked >= 3
+    chelsea = skdata.chelsea()
+    assert abs(luma(chelsea) - gray(chelsea)) > 0.05
+
+
+def test_evaluate_gives_nan_for_images_too_small_and_finishes(tmp_path):
+    results, gt = str(tmp_path / 'test_latest'), str(tmp_path / 'gt')
+    write_results(results, gt)
+    for name, size in (('mid', (64, 64)), ('tiny', (9, 13))):
+        output, truth = image_pair(5, size)
+        Image.fromarray(output).save(os.path.join(results, 'images', '%s_fake_B.png' % name))
+        Image.fromarray(truth).save(os.path.join(gt, '%s.png' % name))
+    result = run_script('scripts/evaluate.py', results, '--gt', gt, '--no_lpips')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'warning: %s' % os.path.join(results, 'images', 'tiny_fake_B.png') in result.stderr
+    assert 'NIQE is NaN for 2 image(s)' in result.stdout and 'SSIM is NaN for 1 image(s)' in result.stdout
+    with open(os.path.join(results, 'metrics.csv')) as f:
+        rows = {row['image']: row for row in csv.DictReader(f)}
+    assert rows['tiny_fake_B.png']['ssim'] == 'nan' and rows['mid_fake_B.png']['niqe'] == 'nan'
+    assert float(rows['mid_fake_B.png']['ssim']) > 0
+    normal = [metrics.NIQE()(image_pair(i, (200, 210))[0]) for i in range(2)]
+    assert float(rows['mean']['niqe']) == pytest.approx(np.mean(normal), abs=1e-5)

@@ -19,6 +19,7 @@ from util.util import UserError, atomic_write
 OUTPUT_SUFFIX, INPUT_SUFFIX = '_fake_B', '_real_A'
 COLUMNS = ('psnr', 'ssim', 'lpips', 'niqe', 'loe')
 LOWER_IS_BETTER = {'lpips', 'niqe', 'loe'}
+SIZE_LIMITED = ('ssim', 'niqe')
 METRICS_BLOCK = re.compile(r'<div id="metrics">.*?</div>\s*', re.S)
 
 
@@ -42,6 +43,13 @@ def find_outputs(results, stems=None):
     return outputs, inputs, page if os.path.isfile(page) else None
 
 
+def too_small(column, ssim_mode):
+    """Why an image gets NaN for column (one of SIZE_LIMITED)."""
+    if column == 'ssim':
+        return 'smaller than the SSIM window of %d pixels' % metrics.SSIM_WINDOW[ssim_mode]
+    return 'without two complete NIQE blocks of %dx%d pixels' % (metrics.NIQE_BLOCK, metrics.NIQE_BLOCK)
+
+
 def read(path, skipped):
     try:
         return np.asarray(load_rgb(path))
@@ -56,11 +64,12 @@ def ssim_convention(mode):
             'structural_similarity(%s)' % ', '.join('%s=%s' % kv for kv in metrics.SSIM_MODES[mode].items()))
 
 
-def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niqe=True, lpips=True,
+def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niqe='gray', lpips=True,
              device='cpu', stems=None):
     """Score every enhanced image in results (or those named in stems: what test.py has just written); write
-    metrics.csv and metrics.json beside them and a table on the results page if there is one. Returns the summary
-    (also in metrics.json)."""
+    metrics.csv and metrics.json beside them and a table on the results page if there is one. niqe is the
+    channel NIQE sees ('gray' or 'y'), or None to skip it. An image too small for a metric gets NaN there, with a
+    warning, and is left out of that mean. Returns the summary (also in metrics.json)."""
     outputs, sources, page = find_outputs(results, stems)
     if gt and not os.path.isdir(gt):
         raise UserError('--gt %s: folder not found; it should hold the ground-truth images' % gt)
@@ -79,7 +88,7 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
             lpips_model = metrics.LPIPS(device)
         except FileNotFoundError as exc:
             notes.append(str(exc))
-    scorers = {'lpips': lpips_model, 'niqe': metrics.NIQE() if niqe else None, 'ssim_mode': ssim_mode}
+    scorers = {'lpips': lpips_model, 'niqe': metrics.NIQE(niqe) if niqe else None, 'ssim_mode': ssim_mode}
     rows, skipped = score(outputs, truths, sources if loe else {}, scorers)
     columns = [c for c in COLUMNS if any(c in row for row in rows)]
     means = {c: float(np.nanmean([row[c] for row in rows if c in row])) for c in columns}
@@ -88,9 +97,11 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
         if missing:
             notes.append('%d image(s) without ground truth (e.g. %s): no PSNR / SSIM / LPIPS for them'
                          % (len(missing), missing[0]))
-    if niqe and any(math.isnan(row['niqe']) for row in rows):
-        notes.append('NIQE is NaN for images smaller than 2 blocks of %dx%d pixels' % (metrics.NIQE_BLOCK,
-                                                                                        metrics.NIQE_BLOCK))
+    for column in SIZE_LIMITED:
+        nan = [row['image'] for row in rows if column in row and math.isnan(row[column])]
+        if nan:
+            notes.append('%s is NaN for %d image(s) %s (e.g. %s); the mean leaves them out'
+                         % (column.upper(), len(nan), too_small(column, ssim_mode), nan[0]))
     summary = {'images': len(rows), 'mean': means, 'skipped': skipped, 'notes': notes,
                'lower_is_better': sorted(LOWER_IS_BETTER & set(columns))}
     folder = os.path.dirname(page) if page else os.path.dirname(next(iter(outputs.values())))
@@ -126,6 +137,10 @@ def score(outputs, truths, sources, scorers):
                 row['lpips'] = scorers['lpips'](output, truth)
         if scorers['niqe']:
             row['niqe'] = scorers['niqe'](output)
+        for column in SIZE_LIMITED:
+            if math.isnan(row.get(column, 0)):
+                tqdm.write('warning: %s: %s; %s is NaN' % (path, too_small(column, scorers['ssim_mode']),
+                                                           column.upper()), file=sys.stderr)
         if stem in sources:
             source = read(sources[stem], skipped)
             if source is not None:

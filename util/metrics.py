@@ -18,6 +18,7 @@ SSIM_MODES = {
     # scikit-image's defaults (compare_ssim in older LLIE code): a 7x7 uniform window, sample covariances.
     'uniform': dict(gaussian_weights=False, win_size=7, use_sample_covariance=True),
 }
+SSIM_WINDOW = {'gaussian': 11, 'uniform': 7}
 NIQE_PARAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'niqe_pristine.npz')
 NIQE_BLOCK = 96
 ALEXNET_FILE = 'alexnet-owt-7be5be79.pth'
@@ -31,7 +32,10 @@ def psnr(output, reference):
 
 
 def ssim(output, reference, mode='gaussian'):
-    """Structural similarity of RGB images, averaged over the channels, data range 255 (SSIM_MODES)."""
+    """Structural similarity of RGB images, averaged over the channels, data range 255 (SSIM_MODES); NaN for an
+    image smaller than the window (11 pixels for gaussian, 7 for uniform)."""
+    if min(output.shape[:2]) < SSIM_WINDOW[mode]:
+        return float('nan')
     return float(structural_similarity(output, reference, channel_axis=-1, data_range=255, **SSIM_MODES[mode]))
 
 
@@ -41,6 +45,19 @@ def rgb2gray(image):
         return image.astype(np.float64)
     weights = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
     return np.round(image[..., :3].astype(np.float64) @ weights)
+
+
+def rgb2y(image):
+    """The luma Y of ITU-R BT.601 in [16, 235] of a uint8 image, rounded, computed step by step as BasicSR's
+    to_y_channel and calculate_niqe do (in float32, which decides the rounding of a few pixels)."""
+    if image.ndim == 2:
+        return image.astype(np.float64)
+    bgr = image[..., 2::-1].astype(np.float32) / np.float32(255.0)
+    y = (bgr @ np.array([24.966, 128.553, 65.481]) + 16.0) / 255.0
+    return np.round(y.astype(np.float32) * np.float32(255.0)).astype(np.float64)
+
+
+NIQE_CHANNELS = {'gray': rgb2gray, 'y': rgb2y}
 
 
 def _cubic(x):
@@ -80,7 +97,8 @@ class NIQE:
     """Natural Image Quality Evaluator (lower is better) against the pristine model of the MATLAB release
     (mu_prisparam, cov_prisparam of niqe_release/modelparameters.mat), with 96x96 blocks and no overlap."""
 
-    def __init__(self, params=NIQE_PARAMS):
+    def __init__(self, channel='gray', params=NIQE_PARAMS):
+        self.channel = NIQE_CHANNELS[channel]
         with np.load(params) as saved:
             self.mu, self.cov = saved['mu_pris_param'].ravel(), saved['cov_pris_param']
         self.shapes = np.arange(0.2, 10.001, 0.001)
@@ -126,8 +144,11 @@ class NIQE:
         return np.concatenate(np.array(per_scale), axis=1)
 
     def __call__(self, image):
-        """NIQE of an RGB uint8 (or grayscale) image; NaN when it has fewer than two 96x96 blocks."""
-        features = self.features(rgb2gray(image))
+        """NIQE of an RGB uint8 (or grayscale) image, on MATLAB's gray or on the luma Y (channel); NaN when it has
+        fewer than two 96x96 blocks."""
+        if (image.shape[0] // NIQE_BLOCK) * (image.shape[1] // NIQE_BLOCK) < 2:
+            return float('nan')
+        features = self.features(self.channel(image))
         complete = features[~np.isnan(features).any(1)]
         if len(complete) < 2:
             return float('nan')
