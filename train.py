@@ -4,6 +4,7 @@
 intermediate-results page (web/index.html) go to <checkpoints_dir>/<name>/. Ctrl-C or SIGTERM saves `latest` and
 stops; --continue_train resumes exactly where a run stopped.
 """
+import math
 import os
 import random
 import shutil
@@ -21,6 +22,7 @@ from models import checkpoints, create_model, networks
 from options.train_options import TrainOptions
 from util import distributed, runtime
 from util.util import UserError, command, writable_folder
+from util.validation import LOWER_IS_BETTER, Validator
 from util.visualizer import Visualizer
 
 
@@ -137,7 +139,9 @@ class RunFolder:
 
 def warn_about_zero_learning_rate(opt, start_epoch):
     """Warn when an epoch of this run would train at learning rate 0 (with the official order, in which the
-    schedule steps at the start of each epoch, the last epoch always does)."""
+    schedule steps at the start of each epoch, the last epoch always does). A plateau schedule cannot be foreseen."""
+    if opt.lr_policy == 'plateau':
+        return
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=opt.lr)
     scheduler = networks.get_scheduler(optimizer, opt)
     optimizer.step()  # a no-op (no gradient) that keeps PyTorch from warning about the order of the steps below
@@ -196,6 +200,26 @@ def save(model, label, counters):
     distributed.barrier()
 
 
+def validate(model, validator, counters):
+    """Validate on rank 0 (the other processes wait for its result); when the metric improves, save the `best`
+    checkpoint set, then best.json; step a plateau schedule on the metric. Once per iteration at most."""
+    if counters.get('validated_at') == counters['total_iters']:
+        return
+    counters['validated_at'] = counters['total_iters']
+    distributed.barrier()
+    result = None
+    if validator:
+        value = validator(model, counters['epoch'], counters['total_iters']).get(validator.metric, float('nan'))
+        result = validator.improved(value), value if validator.metric in LOWER_IS_BETTER else -value
+    improved, loss = distributed.broadcast_object(result)
+    if improved:
+        save(model, 'best', counters)
+        if validator:
+            validator.record_best(counters['epoch'], counters['total_iters'])
+    if not math.isnan(loss):
+        model.update_learning_rate(loss)
+
+
 def report(model, visualizer, opt, counters, batch, seconds):
     """Show results and log losses when their frequencies come round (rank 0); returns the losses."""
     total, epoch = counters['total_iters'], counters['epoch']
@@ -212,8 +236,9 @@ def report(model, visualizer, opt, counters, batch, seconds):
     return losses
 
 
-def run_epoch(model, dataset, visualizer, opt, counters, stop):
-    """Train the rest of the current epoch; False when a stop was requested (after saving `latest`)."""
+def run_epoch(model, dataset, visualizer, validator, opt, counters, stop):
+    """Train the rest of the current epoch, validating when --val_freq / --val_freq_iters come round; False when a
+    stop was requested (after saving `latest`)."""
     epoch, last_epoch = counters['epoch'], opt.n_epochs + opt.n_epochs_decay
     if counters['epoch_iter'] == 0 and not opt.lr_step_after_epoch:
         model.update_learning_rate()  # the official code steps the schedule at the start of each epoch
@@ -228,7 +253,12 @@ def run_epoch(model, dataset, visualizer, opt, counters, stop):
         train_step(model, opt, counters, batch)
         seconds = {'step': time.time() - started, 'data': started - loaded, 'epoch_size': len(dataset)}
         losses = report(model, visualizer, opt, counters, batch, seconds)
-        bar.set_postfix({k: '%.3f' % losses[k] for k in ('G_A', 'cycle_A', 'D_A', 'H')}, refresh=False)
+        if opt.val_dataroot and crossed(counters['total_iters'], batch, opt.val_freq_iters):
+            validate(model, validator, counters)
+        postfix = {k: '%.3f' % losses[k] for k in ('G_A', 'cycle_A', 'D_A', 'H')}
+        if validator and validator.last:
+            postfix['val_' + validator.metric] = '%.4f' % validator.last.get(validator.metric, float('nan'))
+        bar.set_postfix(postfix, refresh=False)
         if crossed(counters['total_iters'], batch, opt.save_latest_freq):
             save(model, 'iter_%d' % counters['total_iters'] if opt.save_by_iter else 'latest', counters)
         if distributed.any_rank(stop.requested):
@@ -240,6 +270,8 @@ def run_epoch(model, dataset, visualizer, opt, counters, stop):
     if opt.lr_step_after_epoch:
         model.update_learning_rate()
     counters['epoch_done'] = True
+    if opt.val_dataroot and epoch % opt.val_freq == 0:
+        validate(model, validator, counters)
     if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
         save(model, 'latest', counters)
         if epoch % opt.save_epoch_freq == 0:
@@ -263,10 +295,11 @@ def train(options, opt):
         options.save(opt, model.save_dir)  # only now: a refused --continue_train leaves the run's options as they were
         print('The number of training images = %d (per process)' % len(dataset))
     visualizer = Visualizer(opt) if main_process else None
+    validator = Validator(opt, model.save_dir) if opt.val_dataroot and main_process else None
     with StopRequest() as stop:
         for epoch in range(counters['epoch'], opt.n_epochs + opt.n_epochs_decay + 1):
             counters['epoch'] = epoch
-            if not run_epoch(model, dataset, visualizer, opt, counters, stop):
+            if not run_epoch(model, dataset, visualizer, validator, opt, counters, stop):
                 if main_process:
                     print('stopped: saved %s/latest_* at epoch %d, image %d; resume with --continue_train'
                           % (model.save_dir, epoch, counters['epoch_iter']))

@@ -80,13 +80,16 @@ class BaseModel(ABC):
     def compute_visuals(self):
         """Extra images for the display and the HTML pages."""
 
-    def update_learning_rate(self):
-        """Step every scheduler; NeRCo's train.py does this at the start of each epoch, as the official code does."""
+    def update_learning_rate(self, metric=None):
+        """Step the schedulers: without a metric (train.py: at the start of each epoch, as the official code does)
+        every schedule but --lr_policy plateau; with one (after a validation, lower is better) plateau's."""
+        if (self.opt.lr_policy == 'plateau') != (metric is not None):
+            return
         old_lr = self.optimizers[0].param_groups[0]['lr']
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message=re.escape('Detected call of `lr_scheduler.step()` before'))
             for scheduler in self.schedulers:
-                scheduler.step()
+                scheduler.step(*([] if metric is None else [metric]))
         lr = self.optimizers[0].param_groups[0]['lr']
         if lr != old_lr:
             print('learning rate %.7f -> %.7f' % (old_lr, lr))

@@ -68,6 +68,8 @@ def get_scheduler(optimizer, opt):
         return lr_scheduler.LambdaLR(optimizer, lr_lambda=lambda_rule)
     if opt.lr_policy == 'step':
         return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
+    if opt.lr_policy == 'plateau':  # stepped after each validation, on the metric (lower is better)
+        return lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=0.2, threshold=0.01, patience=5)
     if opt.lr_policy == 'cosine':
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=opt.n_epochs, eta_min=0)
     raise ValueError('--lr_policy %s is not one of %s' % (opt.lr_policy, ', '.join(LR_POLICIES)))

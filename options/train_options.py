@@ -39,6 +39,19 @@ class TrainOptions(BaseOptions):
                                  'saved, so --continue_train resumes the same run exactly)')
         parser.add_argument('--nan_policy', type=str, default='stop', choices=('stop', 'skip'),
                             help='on a non-finite loss: stop the run (the last checkpoint is kept) or skip the step')
+        parser.add_argument('--val_dataroot', type=str, default=None,
+                            help='validate during training on <val_dataroot>/testA (testB: optional ground truth with '
+                                 'the same file names), keep the best checkpoint as best_net_*.pth; off by default')
+        parser.add_argument('--val_freq', type=int, default=1, help='validate every this many epochs')
+        parser.add_argument('--val_freq_iters', type=int, default=0,
+                            help='also validate every this many images (for long epochs); 0: only per epoch')
+        parser.add_argument('--val_max', type=int, default=0,
+                            help='validate on at most this many images (the first by name); 0: all')
+        parser.add_argument('--val_metric', type=str, default=None, choices=('psnr', 'ssim', 'lpips', 'niqe'),
+                            help='what "best" means (default: psnr with ground truth, else niqe; lower is better for '
+                                 'niqe and lpips)')
+        parser.add_argument('--niqe_channel', type=str, default='gray', choices=('gray', 'y'),
+                            help="what validation's NIQE sees: gray (MATLAB's rgb2gray) or y (BT.601 luma, BasicSR)")
         parser.add_argument('--activation_checkpointing', action='store_true',
                             help="keep only each ResNet block's input and recompute the block in the backward pass: "
                                  'about half the training memory (float32 512x512 crops within 16 GB) for about '
@@ -91,6 +104,8 @@ class TrainOptions(BaseOptions):
         if getattr(opt, 'lambda_identity', 0) > 0 and opt.input_nc != opt.output_nc:
             parser.error('--lambda_identity %g needs --input_nc == --output_nc (or --lambda_identity 0)'
                          % opt.lambda_identity)
-        if opt.lr_policy == 'plateau':
-            parser.error('--lr_policy plateau steps on a validation metric, which training does not compute yet; '
-                         'use linear, step or cosine')
+        if opt.lr_policy == 'plateau' and not opt.val_dataroot:
+            parser.error('--lr_policy plateau steps on the validation metric: give --val_dataroot (or use linear, '
+                         'step or cosine)')
+        if opt.val_freq < 1 or opt.val_freq_iters < 0 or opt.val_max < 0:
+            parser.error('--val_freq must be at least 1, --val_freq_iters and --val_max at least 0')

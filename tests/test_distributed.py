@@ -1,14 +1,21 @@
 """torchrun with 2 gloo processes on the CPU: identical weights on both ranks, files from rank 0 only, and the
 checkpoints load in a single-process run."""
+import csv
 import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 import torch
+from PIL import Image
 
 from conftest import ROOT
 from data import EpochSampler
+from enhancer import load_enhancer
 from test_pipeline import TINY, make_dataset_folders, run_script
+from test_validation import make_validation_set
+from util import metrics
 
 
 def test_sampler_shards_one_permutation_between_ranks():
@@ -48,7 +55,8 @@ os.replace = replace
 import train
 train.main()
 """)
-    data, result = torchrun(tmp_path, str(entry), 'ddp')
+    val = make_validation_set(str(tmp_path / 'val'))
+    data, result = torchrun(tmp_path, str(entry), 'ddp', '--val_dataroot', val)
     with open(tmp_path / 'written_by_rank_0') as log:
         assert {'latest_net_G_A.pth', 'latest_net_D_B_edge.pth', 'latest_train_state.pth'} <= set(log.read().split())
     assert not os.path.exists(tmp_path / 'written_by_rank_1')
@@ -62,6 +70,18 @@ train.main()
     counters = torch.load(os.path.join(run_dir, 'latest_train_state.pth'), weights_only=False)['counters']
     assert (counters['epoch'], counters['total_iters']) == (2, 4)
 
+    # Rank 0 validated; the others waited. Its last numbers are those of one process on the final weights.
+    with open(os.path.join(run_dir, 'val_metrics.csv')) as f:
+        last = list(csv.DictReader(f))[-1]
+    enhance, threads = load_enhancer(run_dir), torch.get_num_threads()
+    torch.set_num_threads(1)  # as the torchrun processes (OMP_NUM_THREADS=1): the same float summation order
+    try:
+        scores = [metrics.psnr(enhance(np.asarray(Image.open(os.path.join(val, 'testA', 'v%d.png' % i)))),
+                               np.asarray(Image.open(os.path.join(val, 'testB', 'v%d.png' % i)))) for i in range(2)]
+    finally:
+        torch.set_num_threads(threads)
+    assert (int(last['epoch']), int(last['iteration'])) == (2, 4)
+    assert float(last['psnr']) == pytest.approx(np.mean(scores), abs=1e-9)
     test = run_script('test.py', '--dataroot', data, '--name', 'ddp', '--checkpoints_dir', saves, *TINY,
                       '--results_dir', str(tmp_path / 'results'), '--preprocess', 'none')
     assert test.returncode == 0, test.stderr[-2000:]

@@ -14,9 +14,12 @@ import numpy as np
 
 from util import html as html_page
 from util.images import save_image, to_uint8
+from util.validation import read_history
 
 LOG_LINE = re.compile(r'\(epoch: (\d+), iters: (\d+)[^)]*\) (.*)')
 RESULT_NAME = re.compile(r'epoch(\d+)_iter(\d+)_(.+)\.png$')
+SHOWN_VALIDATIONS = 10
+VALIDATION_NAME = re.compile(r'val_(epoch\d+_iter\d+)_')
 COLOURS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22',
            '#17becf', '#393b79', '#637939', '#8c6d31', '#843c39')
 
@@ -61,10 +64,11 @@ def read_loss_log(path):
     return history
 
 
-def loss_chart_svg(history, width=860, height=320):
-    """An inline SVG line chart of the losses over the logged steps (log scale, one colour per loss)."""
+def chart_svg(history, what='losses', width=860, height=320):
+    """An inline SVG line chart of [(epoch, iters, {name: value})] over the logged steps (log scale, one colour per
+    name)."""
     if len(history) < 2:
-        return '<p>The loss chart appears after two logged steps.</p>'
+        return '<p>The chart of the %s appears after two logged steps.</p>' % what
     names = list(history[-1][2])
     left, right, top, bottom = 50, 170, 10, 30
     values = [max(v, 1e-4) for _, _, losses in history for v in losses.values()]
@@ -127,10 +131,17 @@ class Visualizer:
             self.save_page()
 
     def save_page(self):
-        """Rebuild index.html from the saved images (newest first) and the loss log."""
+        """Rebuild index.html from the saved images (newest first), the loss log and the validation log."""
         webpage = html_page.HTML(self.web_dir, 'Experiment name = %s' % self.name)
         webpage.add_header('Losses')
-        webpage.add_raw(loss_chart_svg(read_loss_log(self.log_name)))
+        webpage.add_raw(chart_svg(read_loss_log(self.log_name)))
+        validations = read_history(os.path.join(os.path.dirname(self.log_name), 'val_metrics.csv'))
+        if validations:
+            webpage.add_header('Validation')
+            webpage.add_raw(chart_svg([(row['epoch'], row['iteration'],
+                                        {k: v for k, v in row.items() if k not in ('epoch', 'iteration', 'seconds')})
+                                       for row in validations], 'validation metrics'))
+            self.add_validation_samples(webpage)
         groups = OrderedDict()
         for path in sorted(glob.glob(os.path.join(glob.escape(self.img_dir), 'epoch*_iter*_*.png')), reverse=True):
             match = RESULT_NAME.search(os.path.basename(path))
@@ -144,6 +155,21 @@ class Visualizer:
             links = ['images/' + filename for _, filename in items]
             webpage.add_images(links, [label for label, _ in items], links, width=self.win_size)
         return webpage.save()
+
+    def add_validation_samples(self, webpage):
+        """The validation inputs, then their outputs at the last few validations, newest first."""
+        inputs = sorted(glob.glob(os.path.join(glob.escape(self.img_dir), 'val_input_*.png')))
+        stems = [os.path.basename(path)[len('val_input_'):-len('.png')] for path in inputs]
+        links = ['images/' + os.path.basename(path) for path in inputs]
+        webpage.add_images(links, ['input ' + stem for stem in stems], links, width=self.win_size // 2)
+        times = sorted({VALIDATION_NAME.match(os.path.basename(path)).group(1)
+                        for path in glob.glob(os.path.join(glob.escape(self.img_dir), 'val_epoch*_iter*_*.png'))},
+                       reverse=True)
+        for when in times[:SHOWN_VALIDATIONS]:
+            links = ['images/val_%s_%s.png' % (when, stem) for stem in stems
+                     if os.path.isfile(os.path.join(self.img_dir, 'val_%s_%s.png' % (when, stem)))]
+            webpage.add_header('validation at epoch %d, iteration %d' % tuple(map(int, re.findall(r'\d+', when))))
+            webpage.add_images(links, stems, links, width=self.win_size // 2)
 
     def plot_current_losses(self, epoch, counter_ratio, losses):
         if self.vis is None:

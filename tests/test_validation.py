@@ -1,0 +1,113 @@
+"""Validation during training: one logged row per validation, the metric chart and samples on the training page,
+the best checkpoint and its record (kept across --continue_train), test.py / load_enhancer with --epoch best, NIQE
+when there is no ground truth, and a plateau schedule stepped on the metric."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import train as train_script
+from conftest import build_model, train_options
+from enhancer import load_enhancer
+from test_pipeline import TINY, make_dataset_folders, referenced_files_exist, run_script, write_image
+from test_reliability import train_argv
+from util import metrics
+
+
+def make_validation_set(root, ground_truth=True, n=2, size=(200, 196)):
+    """testA (and testB) with images large enough for NIQE (two 96x96 blocks)."""
+    for i in range(n):
+        write_image(os.path.join(root, 'testA', 'v%d.png' % i), size, seed=20 + i)
+        if ground_truth:
+            write_image(os.path.join(root, 'testB', 'v%d.png' % i), size, seed=30 + i)
+    return root
+
+
+def logged(folder):
+    with open(os.path.join(folder, 'val_metrics.csv')) as f:
+        return list(csv.DictReader(f))
+
+
+def test_validation_logs_keeps_the_best_and_resumes_with_its_record(tmp_path):
+    make_dataset_folders(str(tmp_path / 'data'))
+    val = make_validation_set(str(tmp_path / 'val'))
+    argv = train_argv(tmp_path, '--n_epochs', '2', '--val_dataroot', val, '--val_freq_iters', '3')
+    argv.remove('--no_html')
+    assert train_script.main(argv) == 0
+    folder = str(tmp_path / 'saves' / 'run')
+    rows = logged(folder)
+    assert [(int(r['epoch']), int(r['iteration'])) for r in rows] == [(1, 2), (2, 3), (2, 4), (3, 6)]
+    with open(os.path.join(folder, 'val_log.txt')) as f:
+        assert f.read().count('validation (epoch') == 4
+    psnr = [float(r['psnr']) for r in rows]
+    with open(os.path.join(folder, 'best.json')) as f:
+        best = json.load(f)
+    first_best = rows[int(np.argmax(psnr))]
+    assert (best['metric'], best['epoch'], best['iteration']) == ('psnr', int(first_best['epoch']),
+                                                                   int(first_best['iteration']))
+    assert best['value'] == max(psnr)
+    page = os.path.join(folder, 'web', 'index.html')
+    refs = referenced_files_exist(page)
+    assert 'images/val_input_v0.png' in refs and 'images/val_epoch003_iter00000006_v0.png' in refs
+    assert open(page).read().count('<svg') == 2
+
+    # best_net_*.pth enhances to exactly the images its validation scored.
+    enhance = load_enhancer(folder, epoch='best')
+    scores = [metrics.psnr(enhance(np.asarray(Image.open(os.path.join(val, 'testA', 'v%d.png' % i)))),
+                           np.asarray(Image.open(os.path.join(val, 'testB', 'v%d.png' % i)))) for i in range(2)]
+    assert np.mean(scores) == pytest.approx(best['value'], abs=1e-9)
+    result = run_script('test.py', '--dataroot', val, '--name', 'run', '--checkpoints_dir', str(tmp_path / 'saves'),
+                        '--results_dir', str(tmp_path / 'results'), *TINY, '--preprocess', 'none', '--epoch', 'best')
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = np.asarray(Image.open(tmp_path / 'results' / 'run' / 'test_best' / 'images' / 'v1_fake_B.png'))
+    assert np.array_equal(written, enhance(np.asarray(Image.open(os.path.join(val, 'testA', 'v1.png')))))
+
+    # --continue_train keeps the record: no later validation beats this one, so best_* stays as it is.
+    record = dict(best, value=99.0)
+    with open(os.path.join(folder, 'best.json'), 'w') as f:
+        json.dump(record, f)
+    before = open(os.path.join(folder, 'best_net_G_A.pth'), 'rb').read()
+    assert train_script.main(argv + ['--n_epochs_decay', '2', '--continue_train']) == 0
+    assert [(int(r['epoch']), int(r['iteration'])) for r in logged(folder)][4:] == [(4, 8)]
+    with open(os.path.join(folder, 'best.json')) as f:
+        assert json.load(f) == record
+    assert open(os.path.join(folder, 'best_net_G_A.pth'), 'rb').read() == before
+
+
+def test_validation_without_ground_truth_uses_niqe(tmp_path):
+    make_dataset_folders(str(tmp_path / 'data'))
+    val = make_validation_set(str(tmp_path / 'val'), ground_truth=False)
+    assert train_script.main(train_argv(tmp_path, '--val_dataroot', val, '--n_epochs_decay', '0')) == 0
+    folder = str(tmp_path / 'saves' / 'run')
+    rows = logged(folder)
+    assert len(rows) == 1 and rows[0]['psnr'] == '' and float(rows[0]['niqe']) > 0
+    with open(os.path.join(folder, 'best.json')) as f:
+        assert json.load(f)['metric'] == 'niqe'
+
+
+def test_plateau_schedule_steps_on_the_validation_metric(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_options(tmp_path, '--lr_policy', 'plateau')
+    assert '--lr_policy plateau steps on the validation metric: give --val_dataroot' in capsys.readouterr().err
+    model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--lr_policy', 'plateau',
+                                      '--val_dataroot', str(tmp_path)))
+    model.setup(model.opt)
+    lr = model.optimizers[0].param_groups[0]['lr']
+    model.update_learning_rate()  # the start of an epoch: not plateau's moment
+    model.update_learning_rate(1.0)
+    for _ in range(6):  # patience 5: the sixth validation without improvement reduces the rate
+        assert model.optimizers[0].param_groups[0]['lr'] == lr
+        model.update_learning_rate(1.0)
+    assert model.optimizers[0].param_groups[0]['lr'] == pytest.approx(lr * 0.2)
+
+
+def test_a_validation_folder_without_images_is_one_line(tmp_path):
+    make_dataset_folders(str(tmp_path / 'data'))
+    os.makedirs(tmp_path / 'val' / 'testA')
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path, '--val_dataroot', str(tmp_path / 'val')))
+    assert 'holds no images; it should hold the low-light validation images' in str(exit_info.value)
+    assert not os.path.exists(tmp_path / 'saves' / 'run' / 'latest_net_G_A.pth')

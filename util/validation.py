@@ -1,0 +1,153 @@
+"""Validation during training: the inference path (Pre, H, G_A) on a fixed set of validation images, scored with
+PSNR / SSIM / LPIPS against ground truth where there is one and NIQE always; the log, the CSV, sample outputs for
+the training page, and the record of the best value."""
+import csv
+import io
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+
+from util import metrics
+from util.images import find_images, images_by_stem, load_rgb, save_image, to_uint8
+from util.util import UserError, atomic_write
+
+LOWER_IS_BETTER = {'niqe', 'lpips'}
+REFERENCE_METRICS = ('psnr', 'ssim', 'lpips')
+SAMPLES = 3
+
+
+class Validator:
+    """Scores a model's enhancements of <val_dataroot>/testA (at most --val_max images, the first in name order, so
+    curves stay comparable), against <val_dataroot>/testB paired by file stem when it exists. Writes val_log.txt,
+    val_metrics.csv and, for the first few images, web/images/val_* samples into the run's folder; keeps the best
+    value of --val_metric in best.json."""
+
+    def __init__(self, opt, folder):
+        source = os.path.join(opt.val_dataroot, 'testA')
+        if not os.path.isdir(source) or not find_images(source):
+            raise UserError('--val_dataroot %s: %s holds no images; it should hold the low-light validation images'
+                            % (opt.val_dataroot, source))
+        self.paths = find_images(source)[:opt.val_max or None]
+        truth_folder = os.path.join(opt.val_dataroot, 'testB')
+        truths = images_by_stem(truth_folder) if os.path.isdir(truth_folder) else {}
+        self.truths = {path: truths[stem] for path in self.paths
+                       if (stem := os.path.splitext(os.path.basename(path))[0]) in truths}
+        self.metric = opt.val_metric or ('psnr' if self.truths else 'niqe')
+        if self.metric in REFERENCE_METRICS and not self.truths:
+            raise UserError('--val_metric %s needs ground truth: %s holds no image named like those in %s'
+                            % (self.metric, truth_folder, source))
+        self.folder = folder
+        self.niqe = metrics.NIQE(opt.niqe_channel)
+        self.lpips = self.load_lpips(opt) if self.truths else None
+        self.best = self.read_best() if opt.continue_train else None
+        self.last = None
+
+    def load_lpips(self, opt):
+        try:
+            return metrics.LPIPS(opt.device)
+        except FileNotFoundError as exc:
+            if self.metric == 'lpips':
+                raise UserError('--val_metric lpips: %s' % exc) from None
+            print('validation: %s' % exc)
+            return None
+
+    def read_best(self):
+        path = os.path.join(self.folder, 'best.json')
+        if not os.path.isfile(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def score(self, output, path):
+        """{metric: value} for one enhanced image (uint8 array) of the input at path."""
+        row = {'niqe': self.niqe(output)}
+        if path in self.truths:
+            truth = np.asarray(load_rgb(self.truths[path]))
+            if truth.shape != output.shape:
+                raise UserError('%s is %dx%d but its ground truth %s is %dx%d; they must have the same size'
+                                % (path, output.shape[1], output.shape[0], self.truths[path], truth.shape[1],
+                                   truth.shape[0]))
+            row.update(psnr=metrics.psnr(output, truth), ssim=metrics.ssim(output, truth))
+            if self.lpips:
+                row['lpips'] = self.lpips(output, truth)
+        return row
+
+    def __call__(self, model, epoch, iters):
+        """Validate model (in eval mode, without gradients, with the run's --amp) and log the means; returns them."""
+        started = time.time()
+        rows = []
+        model.eval()
+        try:
+            with torch.no_grad(), model.autocast():
+                for i, path in enumerate(self.paths):
+                    image = torch.from_numpy(np.asarray(load_rgb(path)).copy()).permute(2, 0, 1)[None]
+                    output = to_uint8(model.enhance(image.float().to(model.device) / 127.5 - 1)[3])[0]
+                    rows.append(self.score(output, path))
+                    if i < SAMPLES:
+                        self.save_sample(output, path, epoch, iters)
+        finally:
+            for net in model.networks():
+                net.train()
+        means = {name: float(np.nanmean([row[name] for row in rows if name in row]))
+                 for name in ('psnr', 'ssim', 'lpips', 'niqe') if any(name in row for row in rows)}
+        skipped = {name: sum(math.isnan(row.get(name, 0)) for row in rows) for name in means}
+        self.log(epoch, iters, means, skipped, time.time() - started)
+        self.last = means
+        return means
+
+    def save_sample(self, output, path, epoch, iters):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        images = os.path.join(self.folder, 'web', 'images')
+        os.makedirs(images, exist_ok=True)
+        input_path = os.path.join(images, 'val_input_%s.png' % stem)
+        if not os.path.isfile(input_path):
+            save_image(np.asarray(load_rgb(path)), input_path)
+        save_image(output, os.path.join(images, 'val_epoch%03d_iter%08d_%s.png' % (epoch, iters, stem)))
+
+    def log(self, epoch, iters, means, skipped, seconds):
+        values = ', '.join('%s %.4f' % (name.upper(), value) for name, value in means.items())
+        notes = ''.join('; %s left out %d image(s) too small for it' % (name.upper(), n)
+                        for name, n in skipped.items() if n)
+        line = 'validation (epoch %d, iters %d): %s over %d image(s) in %.1f s%s' % (
+            epoch, iters, values, len(self.paths), seconds, notes)
+        print(line)
+        with open(os.path.join(self.folder, 'val_log.txt'), 'a') as f:
+            f.write(line + '\n')
+        path = os.path.join(self.folder, 'val_metrics.csv')
+        columns = ['epoch', 'iteration', 'psnr', 'ssim', 'lpips', 'niqe', 'seconds']
+        rows = read_history(path)
+        rows.append({'epoch': epoch, 'iteration': iters, 'seconds': round(seconds, 2), **means})
+        text = io.StringIO()
+        writer = csv.DictWriter(text, columns, restval='')
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(path, lambda f: f.write(text.getvalue().encode()))
+
+    def improved(self, value):
+        """Whether value of the metric is a new best (NaN never is)."""
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        return value < self.best['value'] if self.metric in LOWER_IS_BETTER else value > self.best['value']
+
+    def record_best(self, epoch, iters):
+        """Write best.json for the last validation (once the best checkpoint set is in place)."""
+        self.best = {'epoch': epoch, 'iteration': iters, 'metric': self.metric, 'value': self.last[self.metric]}
+        text = json.dumps(self.best, indent=1).encode()
+        atomic_write(os.path.join(self.folder, 'best.json'), lambda f: f.write(text))
+        print('best %s so far: %.4f (epoch %d, iters %d), saved as best_net_*.pth'
+              % (self.metric.upper(), self.best['value'], epoch, iters))
+
+
+def read_history(path):
+    """The rows of a val_metrics.csv, numbers as numbers; [] when there is none."""
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [{k: (float(v) if k not in ('epoch', 'iteration') else int(v)) for k, v in row.items() if v != ''}
+                for row in csv.DictReader(f)]
