@@ -106,7 +106,8 @@ class BaseModel(ABC):
         (models/checkpoints.py: a kill at any moment leaves the previous set or the new one, never a mix)."""
         os.makedirs(self.save_dir, exist_ok=True)
         objects = {checkpoints.network_path(self.save_dir, label, name):
-                   checkpoints.network_state(execution.unwrap(getattr(self, 'net' + name))) for name in self.model_names}
+                   checkpoints.network_state(execution.unwrap(getattr(self, 'net' + name)))
+                   for name in self.model_names}
         checkpoints.save_set(self.save_dir, label, {**objects, **(extra or {})})
 
     def save_checkpoint(self, label, counters):

@@ -4,9 +4,12 @@ optionally LOE against the low-light inputs.
     python scripts/evaluate.py results/LSRW/test_latest --gt dataset/testB
     python scripts/evaluate.py my_outputs/                      # NIQE only
     python scripts/evaluate.py results/LSRW/test_latest --gt dataset/testB --loe --ssim uniform
+    python scripts/evaluate.py results/LSRW/test_latest other_method/ --gt dataset/testB --out comparison/
 
 Writes metrics.csv (one row per image and a mean row) and metrics.json beside the images, and puts the table of
-means on the results page (index.html) when the folder is a test.py result.
+means on the results page (index.html) when the folder is a test.py result. With several folders (this model's and
+other methods' outputs, named alike), it also writes one table (comparison.csv, comparison.md: a row per folder,
+a column per metric) and a page (index.html) showing each image across all folders with its metrics into --out.
 """
 import argparse
 import os
@@ -14,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util.evaluation import evaluate  # noqa: E402
+from util.evaluation import compare, evaluate  # noqa: E402
 from util import metrics  # noqa: E402
 from util.util import command  # noqa: E402
 
@@ -22,8 +25,10 @@ from util.util import command  # noqa: E402
 @command
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('results', help="enhanced images: test.py's results/<name>/test_<epoch> folder, its "
-                                        "images/ folder (<stem>_fake_B.png), or any folder of images")
+    parser.add_argument('results', nargs='+', help="enhanced images: test.py's results/<name>/test_<epoch> folder, "
+                                                   "its images/ folder (<stem>_fake_B.png), or any folder of images; "
+                                                   'several to compare them')
+    parser.add_argument('--out', default='comparison', help='where the comparison of several folders goes')
     parser.add_argument('--gt', help='ground-truth folder; files are paired by stem (low.png <-> low_fake_B.png)')
     parser.add_argument('--inputs', help="low-light inputs for LOE (default: test.py's <stem>_real_A.png copies)")
     parser.add_argument('--ssim', default='gaussian', choices=sorted(metrics.SSIM_MODES),
@@ -32,15 +37,28 @@ def main(argv=None):
     parser.add_argument('--loe', action='store_true', help='also compute the lightness order error (slow)')
     parser.add_argument('--no_niqe', action='store_true', help='skip NIQE')
     parser.add_argument('--niqe_channel', default='gray', choices=sorted(metrics.NIQE_CHANNELS),
-                        help="what NIQE sees: gray (MATLAB's rgb2gray, as the MATLAB release of NIQE) or y (the luma of "
-                             "ITU-R BT.601, as BasicSR's calculate_niqe(convert_to='y'), which many low-light papers "
-                             'report)')
+                        help="what NIQE sees: gray (MATLAB's rgb2gray, as the MATLAB release of NIQE) or y (the luma "
+                             "of ITU-R BT.601, as BasicSR's calculate_niqe(convert_to='y'), which many low-light "
+                             'papers report)')
     parser.add_argument('--no_lpips', action='store_true', help='skip LPIPS')
     parser.add_argument('--device', default='cpu', help='device for LPIPS (cpu, cuda, mps)')
     args = parser.parse_args(argv)
-    summary = evaluate(args.results, args.gt, args.inputs, args.ssim, args.loe,
-                       None if args.no_niqe else args.niqe_channel, not args.no_lpips, args.device)
-    return 1 if summary['skipped'] else 0
+    runs = {}
+    for folder in args.results:
+        runs[method_name(folder, runs)] = evaluate(folder, args.gt, args.inputs, args.ssim, args.loe,
+                                                   None if args.no_niqe else args.niqe_channel, not args.no_lpips,
+                                                   args.device)
+    if len(runs) > 1:
+        print('comparison: %s' % compare(runs, args.out))
+    return 1 if any(run['skipped'] for run in runs.values()) else 0
+
+
+def method_name(folder, taken):
+    """A short name for a result folder: its name, with its parent's for test.py's test_<epoch> folders (and the
+    whole path where that is still taken)."""
+    parts = os.path.normpath(folder).split(os.sep)
+    name = '/'.join(parts[-2:]) if parts[-1].startswith('test_') or parts[-1] == 'images' else parts[-1]
+    return os.path.normpath(folder) if name in taken else name
 
 
 if __name__ == '__main__':

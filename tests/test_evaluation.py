@@ -3,6 +3,7 @@ folders; test.py --metrics; prepare_dataset.py; enhance.py and load_enhancer."""
 import csv
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -364,3 +365,33 @@ def test_evaluate_gives_nan_for_images_too_small_and_finishes(tmp_path):
     assert float(rows['mid_fake_B.png']['ssim']) > 0
     normal = [metrics.NIQE()(image_pair(i, (200, 210))[0]) for i in range(2)]
     assert float(rows['mean']['niqe']) == pytest.approx(np.mean(normal), abs=1e-5)
+
+
+def test_evaluate_compares_several_folders_with_the_numbers_of_separate_calls(tmp_path):
+    gt = str(tmp_path / 'gt')
+    ours, theirs = str(tmp_path / 'ours' / 'test_latest'), str(tmp_path / 'theirs')
+    write_results(ours, gt)
+    os.makedirs(theirs)
+    for i in range(2):
+        output, _ = image_pair(i + 7, (200, 210))
+        Image.fromarray(output).save(os.path.join(theirs, 'img%d.png' % i))
+    separate = {}
+    for name, folder in (('ours/test_latest', ours), ('theirs', theirs)):
+        assert run_script('scripts/evaluate.py', folder, '--gt', gt, '--no_lpips').returncode == 0
+        with open(os.path.join(folder, 'metrics.csv')) as f:
+            separate[name] = [row for row in csv.DictReader(f) if row['image'] == 'mean'][0]
+    out = str(tmp_path / 'comparison')
+    result = run_script('scripts/evaluate.py', ours, theirs, '--gt', gt, '--no_lpips', '--out', out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(os.path.join(out, 'comparison.csv')) as f:
+        table = list(csv.DictReader(f))
+    assert [row['method'] for row in table] == ['ours/test_latest', 'theirs']
+    for row in table:
+        mean = separate[row['method']]
+        assert row['psnr'] == '%.4f' % float(mean['psnr'])
+        assert row['niqe (lower is better)'] == '%.4f' % float(mean['niqe'])
+    assert table[0]['psnr'] != table[1]['psnr']
+    with open(os.path.join(out, 'comparison.md')) as f:
+        assert f.read().count('\n') == 4
+    refs = re.findall(r'src="([^"]+)"', open(os.path.join(out, 'index.html')).read())
+    assert len(refs) == 4 and all(os.path.isfile(os.path.join(out, ref)) for ref in refs)

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from util import metrics
+from util.html import HTML
 from util.images import images_by_stem, load_rgb
 from util.util import UserError, atomic_write
 
@@ -111,7 +112,35 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
     if page:
         add_table(page, summary, columns)
     print_summary(summary, folder)
-    return summary
+    return dict(summary, per_image=rows, outputs=outputs)
+
+
+def compare(runs, out):
+    """Put several scored result folders side by side: {method name: evaluate()'s summary} -> out/comparison.csv
+    and out/comparison.md (one row per method, one column per metric) and out/index.html (each image across all
+    methods, with its metrics). Returns the path of the page."""
+    columns = [c for c in COLUMNS if any(c in run['mean'] for run in runs.values())]
+    head = ['method', 'images', *('%s%s' % (c, ' (lower is better)' if c in LOWER_IS_BETTER else '') for c in columns)]
+    table = [[name, str(run['images']), *('%.4f' % run['mean'][c] if c in run['mean'] else '' for c in columns)]
+             for name, run in runs.items()]
+    text = io.StringIO()
+    csv.writer(text).writerows([head, *table])
+    markdown = '\n'.join('| %s |' % ' | '.join(row) for row in [head, ['---'] * len(head), *table]) + '\n'
+    os.makedirs(out, exist_ok=True)
+    atomic_write(os.path.join(out, 'comparison.csv'), lambda f: f.write(text.getvalue().encode()))
+    atomic_write(os.path.join(out, 'comparison.md'), lambda f: f.write(markdown.encode()))
+    page = HTML(out, 'Comparison of %s' % ', '.join(runs))
+    page.add_raw('<pre>%s</pre>' % html.escape(markdown))
+    by_stem = {name: {stem: row for stem, path in run['outputs'].items() for row in run['per_image']
+                      if row['image'] == os.path.basename(path)} for name, run in runs.items()}
+    for stem in sorted({stem for run in runs.values() for stem in run['outputs']}):
+        shown = [name for name in runs if stem in by_stem[name]]
+        links = [os.path.relpath(runs[name]['outputs'][stem], out) for name in shown]
+        captions = ['%s: %s' % (name, ', '.join('%s %.4f' % (c.upper(), by_stem[name][stem][c]) for c in columns
+                                                 if c in by_stem[name][stem])) for name in shown]
+        page.add_header(stem)
+        page.add_images(links, captions, links, width=320)
+    return page.save()
 
 
 def score(outputs, truths, sources, scorers):
