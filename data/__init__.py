@@ -46,9 +46,32 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.per_rank - self.skip
 
 
+class SameSizeBatches(torch.utils.data.Sampler):
+    """Batches of at most batch_size keys of a sampler whose images have the same size (sizes[index]), taken size
+    by size in the order of each size's first image, so that images of several sizes can be batched."""
+
+    def __init__(self, sampler, sizes, batch_size):
+        self.sampler, self.sizes, self.batch_size = sampler, sizes, batch_size
+
+    def groups(self):
+        groups = {}
+        for key in self.sampler:
+            groups.setdefault(self.sizes[key[-1]], []).append(key)
+        return groups.values()
+
+    def __iter__(self):
+        for keys in self.groups():
+            for start in range(0, len(keys), self.batch_size):
+                yield keys[start:start + self.batch_size]
+
+    def __len__(self):
+        return sum(-(-len(keys) // self.batch_size) for keys in self.groups())
+
+
 class EpochLoader:
     """Batches of the dataset (torch's DataLoader over an EpochSampler), at most --max_dataset_size images per
-    epoch, reproducible from (--seed, epoch)."""
+    epoch, reproducible from (--seed, epoch); batches of a dataset that knows its image sizes (test images) hold
+    images of one size."""
 
     def __init__(self, opt):
         self.opt = opt
@@ -59,10 +82,12 @@ class EpochLoader:
         workers = min(int(opt.num_threads), os.cpu_count() or 1, n)
         # Each iterator draws a worker seed; from its own generator, so that starting an iterator after a resume
         # does not advance torch's global random state (which the training step draws from).
+        batching = {'batch_size': opt.batch_size, 'sampler': self.sampler}
+        if opt.batch_size > 1 and hasattr(self.dataset, 'sizes'):
+            batching = {'batch_sampler': SameSizeBatches(self.sampler, self.dataset.sizes(), opt.batch_size)}
         self.dataloader = torch.utils.data.DataLoader(
-            self.dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=workers,
-            collate_fn=getattr(self.dataset, 'collate', None), persistent_workers=workers > 0,
-            generator=torch.Generator().manual_seed(seed))
+            self.dataset, num_workers=workers, collate_fn=getattr(self.dataset, 'collate', None),
+            persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed), **batching)
 
     def set_epoch(self, epoch, skip=0):
         """Draw the order of this epoch; leave out its first `skip` images."""

@@ -6,6 +6,8 @@ import torch.utils.data as data
 import torchvision.transforms as transforms
 from PIL import Image
 
+ORIENTATION = 0x0112  # the EXIF tag; values 5 to 8 turn the image by 90 degrees
+
 
 class BaseDataset(data.Dataset, ABC):
     """Subclasses implement __len__ and __getitem__, and may add options in modify_commandline_options."""
@@ -54,10 +56,27 @@ def item_rng(key):
 
 def scale_width(img, target_width, crop_size, method=Image.BICUBIC):
     """Resize to target_width, keeping the aspect ratio, with a height of at least crop_size."""
-    ow, oh = img.size
-    if ow == target_width and oh >= crop_size:
-        return img
-    return img.resize((target_width, int(max(target_width * oh / ow, crop_size))), method)
+    size = scaled_width_size(*img.size, target_width, crop_size)
+    return img if size == img.size else img.resize(size, method)
+
+
+def scaled_width_size(width, height, target_width, crop_size):
+    return target_width, int(max(target_width * height / width, crop_size))
+
+
+def loaded_size(path, opt):
+    """(width, height) of the image at path once loaded and resized as --preprocess asks, before any crop (read
+    from the file's header, EXIF orientation included); None when the header cannot be read."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size[::-1] if img.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8) else img.size
+    except Exception:
+        return None
+    if 'resize' in opt.preprocess:
+        return opt.load_size, opt.load_size
+    if 'scale_width' in opt.preprocess:
+        return scaled_width_size(width, height, opt.load_size, opt.crop_size)
+    return width, height
 
 
 def random_crop(img, size, rng):

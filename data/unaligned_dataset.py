@@ -2,16 +2,13 @@
 import os
 import sys
 
-from PIL import Image
-
 from util.images import load_rgb
 from util.util import UserError
-from .base_dataset import BaseDataset, get_transform, item_rng
+from .base_dataset import BaseDataset, get_transform, item_rng, loaded_size
 from .image_folder import make_dataset
 
 
 MAX_UNREADABLE = 0.1
-ORIENTATION = 0x0112  # the EXIF tag; values 5 to 8 turn the image by 90 degrees
 
 
 class UnalignedDataset(BaseDataset):
@@ -38,16 +35,9 @@ class UnalignedDataset(BaseDataset):
         naming the sizes, rather than fail on some later step."""
         sizes = {}
         for path in self.A_paths + self.B_paths:
-            try:
-                with Image.open(path) as img:
-                    w, h = img.size[::-1] if img.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8) else img.size
-            except Exception:
-                continue  # unreadable: skipped with a warning when it is loaded
-            if 'resize' in self.opt.preprocess:
-                w, h = self.opt.load_size, self.opt.load_size
-            elif 'scale_width' in self.opt.preprocess:
-                w, h = self.opt.load_size, int(max(self.opt.load_size * h / w, self.opt.crop_size))
-            sizes.setdefault((w, h), path)
+            size = loaded_size(path, self.opt)
+            if size:  # an unreadable file is skipped with a warning when it is loaded
+                sizes.setdefault(size, path)
         bad = [size for size in sizes if size[0] % 4 or size[1] % 4 or min(size) < 8]
         if len(sizes) > 1 or bad:
             examples = ', '.join('%s %dx%d' % (path, w, h) for (w, h), path in list(sizes.items())[:3])

@@ -4,7 +4,7 @@ import os
 import torch
 
 from util.util import UserError
-from .base_dataset import BaseDataset, get_transform, item_rng
+from .base_dataset import BaseDataset, get_transform, item_rng, loaded_size
 from util.images import images_by_stem, load_rgb
 from .image_folder import make_dataset
 
@@ -36,6 +36,10 @@ class UnalignedTestDataset(BaseDataset):
 
     def __len__(self):
         return len(self.A_paths)
+
+    def sizes(self):
+        """The size of each image once loaded (None where the header cannot be read), for batching by size."""
+        return [loaded_size(path, self.opt) for path in self.A_paths]
 
     @staticmethod
     def collate(items):

@@ -1,6 +1,7 @@
 """Bad input gets one clear line and loses nothing; interrupted runs resume exactly."""
 import collections
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -262,12 +263,15 @@ runpy.run_path({os.path.join(ROOT, 'test.py')!r}, run_name='__main__')
     assert os.path.isfile(images / 'small_fake_B.png') and not os.path.exists(images / 'huge_fake_B.png')
 
 
-def mixed_size_test_set(tmp_path):
-    """testA with two sizes and tiny checkpoints for test.py."""
-    from test_evaluation import save_tiny_checkpoint
+def too_many_unreadable(tmp_path):
+    """Training data of which a quarter cannot be read: the error comes from a data-loading worker."""
+    make_dataset_folders(str(tmp_path / 'data'), n=4)
+    for name in ('img1.png', 'img2.png'):
+        (tmp_path / 'data' / 'trainB' / name).write_bytes(b'not an image')
+
+
+def a_test_set(tmp_path):
     write_image(str(tmp_path / 'data' / 'testA' / 'a.png'), (24, 20))
-    write_image(str(tmp_path / 'data' / 'testA' / 'b.png'), (30, 20))
-    save_tiny_checkpoint(tmp_path)
 
 
 def a_file(tmp_path):
@@ -276,12 +280,10 @@ def a_file(tmp_path):
 
 COMMANDS = {
     # command: (set-up, arguments, what the one line says)
-    'train.py': (None, ['--dataroot', '{tmp}/nowhere', '--gpu_ids', '-1'], 'trainA: folder not found'),
-    'test.py': (mixed_size_test_set, ['--dataroot', '{tmp}/data', '--name', 'tiny', '--checkpoints_dir', '{tmp}/saves',
-                                      '--results_dir', '{tmp}/results', *TINY, '--preprocess', 'none',
-                                      '--batch_size', '2', '--num_threads', '1'],
-                '(%s 24x20, %s 30x20); use --batch_size 1' % (os.path.join('{tmp}', 'data', 'testA', 'a.png'),
-                                                              os.path.join('{tmp}', 'data', 'testA', 'b.png'))),
+    'train.py': (too_many_unreadable, [*train_argv(pathlib.PurePath('{tmp}')), '--num_threads', '1'],
+                 'unreadable images (more than 10%)'),
+    'test.py': (a_test_set, ['--dataroot', '{tmp}/data', '--name', 'none', '--checkpoints_dir', '{tmp}/saves',
+                             '--results_dir', '{tmp}/results', *TINY], 'latest_net_G_A.pth: checkpoint not found'),
     'scripts/enhance.py': (None, ['{tmp}/missing.png', '--checkpoints', '{tmp}', '--out', '{tmp}/out'],
                            'missing.png: no such file or folder'),
     'scripts/evaluate.py': (None, ['{tmp}/nowhere'], 'nowhere: folder not found'),

@@ -290,3 +290,22 @@ def test_prepare_dataset_refuses_name_collisions_before_writing(tmp_path):
         with pytest.raises(UserError, match='would both become'):
             prepare(root, str(out), 'lsrw', copy)
         assert not out.exists()
+
+
+def test_test_py_batches_images_by_size(tmp_path):
+    data = tmp_path / 'data'
+    for name, size in (('a.png', (24, 20)), ('b.png', (30, 20)), ('c.png', (24, 20)), ('d.png', (30, 20))):
+        write_image(str(data / 'testA' / name), size, seed=ord(name[0]))
+    save_tiny_checkpoint(tmp_path)
+    outputs = {}
+    for batch in ('1', '2'):
+        result = run_script('test.py', '--dataroot', str(data), '--name', 'tiny', '--checkpoints_dir',
+                            str(tmp_path / 'saves'), '--results_dir', str(tmp_path / batch), *TINY, '--preprocess',
+                            'none', '--batch_size', batch, '--num_threads', '1')
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert 'enhanced 4 image(s)' in result.stdout
+        images = tmp_path / batch / 'tiny' / 'test_latest' / 'images'
+        outputs[batch] = {name: np.asarray(Image.open(images / ('%s_fake_B.png' % name)), dtype=int) for name in 'abcd'}
+    for name in 'abcd':
+        assert outputs['2'][name].shape == outputs['1'][name].shape
+        assert np.abs(outputs['2'][name] - outputs['1'][name]).max() <= 1, name
