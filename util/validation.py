@@ -43,7 +43,9 @@ class Validator:
         self.folder = folder
         self.niqe = metrics.NIQE(opt.niqe_channel)
         self.lpips = self.load_lpips(opt) if self.truths else None
+        # A continued run adds to its record; a new one (--overwrite) starts its own.
         self.best = self.read_best() if opt.continue_train else None
+        self.rows = read_history(os.path.join(folder, 'val_metrics.csv')) if opt.continue_train else []
         self.last = None
 
     def load_lpips(self, opt):
@@ -117,15 +119,12 @@ class Validator:
         print(line)
         with open(os.path.join(self.folder, 'val_log.txt'), 'a') as f:
             f.write(line + '\n')
-        path = os.path.join(self.folder, 'val_metrics.csv')
-        columns = ['epoch', 'iteration', 'psnr', 'ssim', 'lpips', 'niqe', 'seconds']
-        rows = read_history(path)
-        rows.append({'epoch': epoch, 'iteration': iters, 'seconds': round(seconds, 2), **means})
+        self.rows.append({'epoch': epoch, 'iteration': iters, 'seconds': round(seconds, 2), **means})
         text = io.StringIO()
-        writer = csv.DictWriter(text, columns, restval='')
+        writer = csv.DictWriter(text, ['epoch', 'iteration', 'psnr', 'ssim', 'lpips', 'niqe', 'seconds'], restval='')
         writer.writeheader()
-        writer.writerows(rows)
-        atomic_write(path, lambda f: f.write(text.getvalue().encode()))
+        writer.writerows(self.rows)
+        atomic_write(os.path.join(self.folder, 'val_metrics.csv'), lambda f: f.write(text.getvalue().encode()))
 
     def improved(self, value):
         """Whether value of the metric is a new best (NaN never is)."""
