@@ -182,5 +182,6 @@ def check_set(folder, label, paths):
         entry = entries.get(os.path.basename(path))
         if entry and os.path.isfile(path) and digest(path) != entry['digest']:
             raise UserError('%s: not the file saved with the rest of checkpoint %s (%s); the set is mixed from two '
-                            'saves: restore the file, or resume from another --epoch'
+                            'saves: if a training run was killed while saving, start it again with --continue_train '
+                            'to complete the set; otherwise restore the file or use another --epoch'
                             % (path, label, os.path.basename(manifest)))
