@@ -9,7 +9,6 @@ after it is completed by recover() at the next start, which also removes tempora
 import errno
 import glob
 import hashlib
-import io
 import json
 import os
 import re
@@ -70,29 +69,44 @@ def digest(path):
 def save_set(folder, label, objects):
     """Write {path: object} (paths in folder) as the checkpoint set of label; see the module's docstring. A full
     disk is one UserError, and the previous set stays whole."""
-    buffers = {}
-    for path, obj in objects.items():
-        buffers[os.path.basename(path)] = io.BytesIO()
-        torch.save(obj, buffers[os.path.basename(path)])
     entries = {}
     try:
-        for name, buffer in buffers.items():
-            temp = write_temporary(os.path.join(folder, name), lambda f: f.write(buffer.getbuffer()))
-            entries[name] = {'temporary': os.path.basename(temp),
-                             'digest': hashlib.blake2b(buffer.getbuffer(), digest_size=16).hexdigest()}
+        for path, obj in objects.items():
+            temp = write_temporary(path, lambda f: torch.save(obj, f))
+            entries[os.path.basename(path)] = {'temporary': os.path.basename(temp), 'digest': digest(temp)}
         manifest = json.dumps({'label': str(label), 'files': entries}, indent=1).encode()
         atomic_write(manifest_path(folder, label), lambda f: f.write(manifest))
     except BaseException as exc:
         for entry in entries.values():
             os.remove(os.path.join(folder, entry['temporary']))
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            raise UserError('%s: disk full while saving checkpoint %s (it needs %d MB, %d MB are free); the previous '
-                            '%s checkpoint is kept; free some space and resume with --continue_train'
-                            % (folder, label, sum(b.getbuffer().nbytes for b in buffers.values()) >> 20,
+        if disk_full(exc):
+            raise UserError('%s: disk full while saving checkpoint %s (it needs about %d MB, %d MB are free); the '
+                            'previous %s checkpoint is kept; free some space and resume with --continue_train'
+                            % (folder, label, tensor_bytes(list(objects.values())) >> 20,
                                shutil.disk_usage(folder).free >> 20, label)) from None
         raise
     for name, entry in entries.items():
         os.replace(os.path.join(folder, entry['temporary']), os.path.join(folder, name))
+
+
+def disk_full(error):
+    """Whether error, or an error it was raised from (torch.save wraps the OSError of a failed write), is ENOSPC."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def tensor_bytes(obj):
+    """The bytes of the tensors in a (nested) checkpoint object."""
+    if isinstance(obj, torch.Tensor):
+        return obj.nbytes
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(value) for value in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(value) for value in obj)
+    return 0
 
 
 def without_module_prefix(state):

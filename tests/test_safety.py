@@ -207,9 +207,18 @@ def test_a_full_disk_while_saving_is_one_line_and_keeps_the_previous_set(tmp_pat
 
     def write_until_full(path, write):
         calls.append(path)
-        if len(calls) == 3:
-            raise OSError(errno.ENOSPC, 'No space left on device')
-        return real_write(path, write)
+        if len(calls) < 3:
+            return real_write(path, write)
+
+        def fill_up(f):  # the third file finds the disk full in the middle of torch.save, which wraps the OSError
+            class Full:
+                def write(self, data):
+                    raise OSError(errno.ENOSPC, 'No space left on device')
+
+                def flush(self):
+                    pass
+            write(Full())
+        return real_write(path, fill_up)
 
     monkeypatch.setattr(checkpoints, 'write_temporary', write_until_full)
     with pytest.raises(UserError) as error:
