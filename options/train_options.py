@@ -11,6 +11,7 @@ class TrainOptions(BaseOptions):
     def initialize(self, parser):
         parser = BaseOptions.initialize(self, parser)
         self.initialize_display_and_saving(parser)
+        self.initialize_validation(parser)
         parser.add_argument('--continue_train', action='store_true',
                             help='resume from the checkpoint named by --epoch / --load_iter')
         parser.add_argument('--overwrite', action='store_true',
@@ -39,19 +40,6 @@ class TrainOptions(BaseOptions):
                                  'saved, so --continue_train resumes the same run exactly)')
         parser.add_argument('--nan_policy', type=str, default='stop', choices=('stop', 'skip'),
                             help='on a non-finite loss: stop the run (the last checkpoint is kept) or skip the step')
-        parser.add_argument('--val_dataroot', type=str, default=None,
-                            help='validate during training on <val_dataroot>/testA (testB: optional ground truth with '
-                                 'the same file names), keep the best checkpoint as best_net_*.pth; off by default')
-        parser.add_argument('--val_freq', type=int, default=1, help='validate every this many epochs')
-        parser.add_argument('--val_freq_iters', type=int, default=0,
-                            help='also validate every this many images (for long epochs); 0: only per epoch')
-        parser.add_argument('--val_max', type=int, default=0,
-                            help='validate on at most this many images (the first by name); 0: all')
-        parser.add_argument('--val_metric', type=str, default=None, choices=('psnr', 'ssim', 'lpips', 'niqe'),
-                            help='what "best" means (default: psnr with ground truth, else niqe; lower is better for '
-                                 'niqe and lpips)')
-        parser.add_argument('--niqe_channel', type=str, default='gray', choices=('gray', 'y'),
-                            help="what validation's NIQE sees: gray (MATLAB's rgb2gray) or y (BT.601 luma, BasicSR)")
         parser.add_argument('--activation_checkpointing', action='store_true',
                             help="keep only each ResNet block's input and recompute the block in the backward pass: "
                                  'about half the training memory (float32 512x512 crops within 16 GB) for about '
@@ -94,6 +82,23 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--save_epoch_freq', type=int, default=5,
                             help='save a per-epoch checkpoint every this many epochs')
         parser.add_argument('--save_by_iter', action='store_true', help='name latest checkpoints by iteration')
+
+    @staticmethod
+    def initialize_validation(parser):
+        """The flags of validation during training (off unless --val_dataroot is given)."""
+        parser.add_argument('--val_dataroot', type=str, default=None,
+                            help='validate during training on <val_dataroot>/testA (testB: optional ground truth with '
+                                 'the same file names), keep the best checkpoint as best_net_*.pth; off by default')
+        parser.add_argument('--val_freq', type=int, default=1, help='validate every this many epochs')
+        parser.add_argument('--val_freq_iters', type=int, default=0,
+                            help='also validate every this many images (for long epochs); 0: only per epoch')
+        parser.add_argument('--val_max', type=int, default=0,
+                            help='validate on at most this many images (the first by name); 0: all')
+        parser.add_argument('--val_metric', type=str, default=None, choices=('psnr', 'ssim', 'lpips', 'niqe'),
+                            help='what "best" means (default: psnr with ground truth, else niqe; lower is better for '
+                                 'niqe and lpips)')
+        parser.add_argument('--niqe_channel', type=str, default='gray', choices=('gray', 'y'),
+                            help="what validation's NIQE sees: gray (MATLAB's rgb2gray) or y (BT.601 luma, BasicSR)")
 
     def check(self, parser, opt):
         BaseOptions.check(self, parser, opt)
