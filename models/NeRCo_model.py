@@ -225,7 +225,7 @@ class NeRCoModel(BaseModel):
         """Backpropagate loss, average the gradients over the processes under torchrun, and step optimizer unless
         a loss is non-finite (check_finite). The gradients are freed right away, so they do not occupy memory
         during the other half of the GAN step. Returns whether the step was taken."""
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)  # in case a caller left gradients behind (e.g. backward_G)
         self.scaler.scale(loss).backward()
         distributed.average_gradients(p for group in optimizer.param_groups for p in group['params'])
         finite = self.check_finite(loss, names)

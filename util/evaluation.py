@@ -92,7 +92,7 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
     scorers = {'lpips': lpips_model, 'niqe': metrics.NIQE(niqe) if niqe else None, 'ssim_mode': ssim_mode}
     rows, skipped = score(outputs, truths, sources if loe else {}, scorers)
     columns = [c for c in COLUMNS if any(c in row for row in rows)]
-    means = {c: float(np.nanmean([row[c] for row in rows if c in row])) for c in columns}
+    means = column_means(rows, columns)
     if truths:
         missing = sorted(set(outputs) - set(truths))
         if missing:
@@ -131,8 +131,11 @@ def compare(runs, out):
     atomic_write(os.path.join(out, 'comparison.md'), lambda f: f.write(markdown.encode()))
     page = HTML(out, 'Comparison of %s' % ', '.join(runs))
     page.add_raw('<pre>%s</pre>' % html.escape(markdown))
-    by_stem = {name: {stem: row for stem, path in run['outputs'].items() for row in run['per_image']
-                      if row['image'] == os.path.basename(path)} for name, run in runs.items()}
+    by_stem = {}
+    for name, run in runs.items():
+        rows = {row['image']: row for row in run['per_image']}
+        by_stem[name] = {stem: rows[os.path.basename(path)] for stem, path in run['outputs'].items()
+                         if os.path.basename(path) in rows}
     for stem in sorted({stem for run in runs.values() for stem in run['outputs']}):
         shown = [name for name in runs if stem in by_stem[name]]
         links = [os.path.relpath(runs[name]['outputs'][stem], out) for name in shown]
@@ -141,6 +144,29 @@ def compare(runs, out):
         page.add_header(stem)
         page.add_images(links, captions, links, width=320)
     return page.save()
+
+
+def image_scores(output, path, truth, truth_path, scorers):
+    """{metric: value} for one enhanced image (a uint8 array, read from path): PSNR, SSIM and LPIPS against its
+    ground truth (read from truth_path; None if there is none) and NIQE. scorers holds the LPIPS and NIQE models
+    (None to leave them out) and the SSIM mode."""
+    row = {}
+    if truth is not None:
+        if truth.shape != output.shape:
+            raise UserError('%s is %dx%d but its ground truth %s is %dx%d; they must have the same size'
+                            % (path, output.shape[1], output.shape[0], truth_path, truth.shape[1], truth.shape[0]))
+        row.update(psnr=metrics.psnr(output, truth), ssim=metrics.ssim(output, truth, scorers['ssim_mode']))
+        if scorers['lpips']:
+            row['lpips'] = scorers['lpips'](output, truth)
+    if scorers['niqe']:
+        row['niqe'] = scorers['niqe'](output)
+    return row
+
+
+def column_means(rows, columns):
+    """The mean of each column that some row has, leaving NaN out."""
+    return {c: float(np.nanmean([row[c] for row in rows if c in row])) for c in columns
+            if any(c in row for row in rows)}
 
 
 def score(outputs, truths, sources, scorers):
@@ -152,20 +178,10 @@ def score(outputs, truths, sources, scorers):
         output = read(path, skipped)
         if output is None:
             continue
-        row = {'image': os.path.basename(path)}
-        if stem in truths:
-            truth = read(truths[stem], skipped)
-            if truth is None:
-                continue
-            if truth.shape != output.shape:
-                raise UserError('%s is %dx%d but its ground truth %s is %dx%d; they must have the same size'
-                                % (path, output.shape[1], output.shape[0], truths[stem], truth.shape[1],
-                                   truth.shape[0]))
-            row.update(psnr=metrics.psnr(output, truth), ssim=metrics.ssim(output, truth, scorers['ssim_mode']))
-            if scorers['lpips']:
-                row['lpips'] = scorers['lpips'](output, truth)
-        if scorers['niqe']:
-            row['niqe'] = scorers['niqe'](output)
+        truth = read(truths[stem], skipped) if stem in truths else None
+        if stem in truths and truth is None:
+            continue
+        row = {'image': os.path.basename(path), **image_scores(output, path, truth, truths.get(stem), scorers)}
         for column in SIZE_LIMITED:
             if math.isnan(row.get(column, 0)):
                 tqdm.write('warning: %s: %s; %s is NaN' % (path, too_small(column, scorers['ssim_mode']),

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from util import metrics
+from util.evaluation import column_means, image_scores
 from util.images import find_images, images_by_stem, load_rgb, save_image, to_uint8
 from util.util import UserError, atomic_write
 
@@ -41,8 +42,8 @@ class Validator:
             raise UserError('--val_metric %s needs ground truth: %s holds no image named like those in %s'
                             % (self.metric, truth_folder, source))
         self.folder = folder
-        self.niqe = metrics.NIQE(opt.niqe_channel)
-        self.lpips = self.load_lpips(opt) if self.truths else None
+        self.scorers = {'niqe': metrics.NIQE(opt.niqe_channel), 'lpips': self.load_lpips(opt) if self.truths else None,
+                        'ssim_mode': 'gaussian'}
         # A continued run adds to its record; a new one (--overwrite) starts its own.
         self.best = self.read_best() if opt.continue_train else None
         self.rows = read_history(os.path.join(folder, 'val_metrics.csv')) if opt.continue_train else []
@@ -66,17 +67,8 @@ class Validator:
 
     def score(self, output, path):
         """{metric: value} for one enhanced image (uint8 array) of the input at path."""
-        row = {'niqe': self.niqe(output)}
-        if path in self.truths:
-            truth = np.asarray(load_rgb(self.truths[path]))
-            if truth.shape != output.shape:
-                raise UserError('%s is %dx%d but its ground truth %s is %dx%d; they must have the same size'
-                                % (path, output.shape[1], output.shape[0], self.truths[path], truth.shape[1],
-                                   truth.shape[0]))
-            row.update(psnr=metrics.psnr(output, truth), ssim=metrics.ssim(output, truth))
-            if self.lpips:
-                row['lpips'] = self.lpips(output, truth)
-        return row
+        truth = np.asarray(load_rgb(self.truths[path])) if path in self.truths else None
+        return image_scores(output, path, truth, self.truths.get(path), self.scorers)
 
     def __call__(self, model, epoch, iters):
         """Validate model (in eval mode, without gradients, with the run's --amp) and log the means; returns them."""
@@ -94,8 +86,7 @@ class Validator:
         finally:
             for net in model.networks():
                 net.train()
-        means = {name: float(np.nanmean([row[name] for row in rows if name in row]))
-                 for name in ('psnr', 'ssim', 'lpips', 'niqe') if any(name in row for row in rows)}
+        means = column_means(rows, ('psnr', 'ssim', 'lpips', 'niqe'))
         skipped = {name: sum(math.isnan(row.get(name, 0)) for row in rows) for name in means}
         self.log(epoch, iters, means, skipped, time.time() - started)
         self.last = means
