@@ -111,3 +111,14 @@ def test_a_validation_folder_without_images_is_one_line(tmp_path):
         train_script.main(train_argv(tmp_path, '--val_dataroot', str(tmp_path / 'val')))
     assert 'holds no images; it should hold the low-light validation images' in str(exit_info.value)
     assert not os.path.exists(tmp_path / 'saves' / 'run' / 'latest_net_G_A.pth')
+
+
+def test_an_unreadable_validation_image_stops_the_run_at_its_start(tmp_path):
+    make_dataset_folders(str(tmp_path / 'data'))
+    val = make_validation_set(str(tmp_path / 'val'))
+    with open(os.path.join(val, 'testA', 'v1.png'), 'wb') as f:
+        f.write(b'not an image')
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path, '--val_dataroot', val))
+    assert 'v1.png cannot be read' in str(exit_info.value) and '\n' not in str(exit_info.value)
+    assert not os.path.exists(tmp_path / 'saves' / 'run' / 'latest_net_G_A.pth')

@@ -29,10 +29,10 @@ class Validator:
 
     def __init__(self, opt, folder):
         source = os.path.join(opt.val_dataroot, 'testA')
-        if not os.path.isdir(source) or not find_images(source):
+        self.paths = find_images(source)[:opt.val_max or None] if os.path.isdir(source) else []
+        if not self.paths:
             raise UserError('--val_dataroot %s: %s holds no images; it should hold the low-light validation images'
                             % (opt.val_dataroot, source))
-        self.paths = find_images(source)[:opt.val_max or None]
         truth_folder = os.path.join(opt.val_dataroot, 'testB')
         truths = images_by_stem(truth_folder) if os.path.isdir(truth_folder) else {}
         self.truths = {path: truths[stem] for path in self.paths
@@ -48,6 +48,16 @@ class Validator:
         self.best = self.read_best() if opt.continue_train else None
         self.rows = read_history(os.path.join(folder, 'val_metrics.csv')) if opt.continue_train else []
         self.last = None
+        self.check_images()
+
+    def check_images(self):
+        """Read every validation image and ground truth once now, so that an unreadable file, or a ground truth of
+        another size, stops the run at its start rather than at its first validation."""
+        for path in self.paths:
+            image = read_image(path)
+            if path in self.truths and read_image(self.truths[path]).shape != image.shape:
+                raise UserError('--val_dataroot: %s and its ground truth %s differ in size; they must have the same '
+                                'size' % (path, self.truths[path]))
 
     def load_lpips(self, opt):
         try:
@@ -67,7 +77,7 @@ class Validator:
 
     def score(self, output, path):
         """{metric: value} for one enhanced image (uint8 array) of the input at path."""
-        truth = np.asarray(load_rgb(self.truths[path])) if path in self.truths else None
+        truth = read_image(self.truths[path]) if path in self.truths else None
         return image_scores(output, path, truth, self.truths.get(path), self.scorers)
 
     def __call__(self, model, epoch, iters):
@@ -78,11 +88,12 @@ class Validator:
         try:
             with torch.no_grad(), model.autocast():
                 for i, path in enumerate(self.paths):
-                    image = torch.from_numpy(np.asarray(load_rgb(path)).copy()).permute(2, 0, 1)[None]
-                    output = to_uint8(model.enhance(image.float().to(model.device) / 127.5 - 1)[3])[0]
+                    image = read_image(path)
+                    batch = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(model.device) / 127.5 - 1
+                    output = to_uint8(model.enhance(batch)[3])[0]
                     rows.append(self.score(output, path))
                     if i < SAMPLES:
-                        self.save_sample(output, path, epoch, iters)
+                        self.save_sample(image, output, path, epoch, iters)
         finally:
             for net in model.networks():
                 net.train()
@@ -92,13 +103,14 @@ class Validator:
         self.last = means
         return means
 
-    def save_sample(self, output, path, epoch, iters):
+    def save_sample(self, image, output, path, epoch, iters):
+        """The input (once) and this validation's output of the image at path, for the training page."""
         stem = os.path.splitext(os.path.basename(path))[0]
         images = os.path.join(self.folder, 'web', 'images')
         os.makedirs(images, exist_ok=True)
         input_path = os.path.join(images, 'val_input_%s.png' % stem)
         if not os.path.isfile(input_path):
-            save_image(np.asarray(load_rgb(path)), input_path)
+            save_image(image, input_path)
         save_image(output, os.path.join(images, 'val_epoch%03d_iter%08d_%s.png' % (epoch, iters, stem)))
 
     def log(self, epoch, iters, means, skipped, seconds):
@@ -132,6 +144,15 @@ class Validator:
         atomic_write(os.path.join(self.folder, 'best.json'), lambda f: f.write(text))
         print('best %s so far: %.4f (epoch %d, iters %d), saved as best_net_*.pth'
               % (self.metric.upper(), self.best['value'], epoch, iters))
+
+
+def read_image(path):
+    """A validation image as an (H, W, 3) uint8 array; a UserError naming the file if it cannot be read."""
+    try:
+        return np.array(load_rgb(path))
+    except Exception as exc:
+        raise UserError('--val_dataroot: %s cannot be read (%s: %s); fix or remove it'
+                        % (path, exc.__class__.__name__, exc)) from None
 
 
 def read_history(path):
