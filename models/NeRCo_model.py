@@ -105,6 +105,10 @@ class NeRCoModel(BaseModel):
         x = pad_to_multiple(real_A)
         if getattr(self.opt, 'tile', 0) and not torch.is_grad_enabled():
             return tuple(t[..., :h, :w] for t in out_of_core.enhance(self, x, self.opt.tile))
+        if self.opt.compile and torch.is_inference_mode_enabled() and not x.is_inference():
+            x = x.clone()  # as padded inputs are: the compiled graphs tell inference tensors from others
+        if not torch.is_grad_enabled():
+            execution.mark_step(self.opt)
         pre_A = self.netPre(x)
         H, mask = self.netH(x)
         fake_B = self.netG_A(torch.cat((x, pre_A), 1) * mask)

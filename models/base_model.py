@@ -25,6 +25,8 @@ class BaseModel(ABC):
         self.device = torch.device(runtime.setup(opt).device)
         self.gpu_ids = opt.gpu_ids
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        if opt.compile:
+            execution.check_compile(opt, self.device)
         if self.device.type == 'cuda' and opt.preprocess != 'scale_width':
             torch.backends.cudnn.benchmark = True
         self.loss_names = []

@@ -1,24 +1,38 @@
 """How the networks run, apart from what they compute: spread over GPUs, memory layout, recomputation in the
-backward pass (--activation_checkpointing) and mixed precision (--amp)."""
+backward pass (--activation_checkpointing), mixed precision (--amp) and compilation (--compile)."""
 import contextlib
 
 import torch
 import torch.nn as nn
 
 from util import distributed
+from util.util import UserError
 from .generators import ResnetBlock
+from .nrn import ImplicitDecoder
+
+COMPILE_MODES = ('default', 'max-autotune-no-cudagraphs', 'reduce-overhead', 'max-autotune')
+CUDA_GRAPH_MODES = ('reduce-overhead', 'max-autotune')
 
 
 def prepare(net, opt):
     """net as the options ask it to run: NHWC weights with --channels_last (convolutions then pass the layout on to
     their outputs); ResNet blocks that recompute their activations in the backward pass with
-    --activation_checkpointing (training only); SyncBatchNorm for --norm batch under torchrun; DataParallel over
-    --gpu_ids 0,1,... in one process."""
+    --activation_checkpointing (training only); compiled in place with --compile (its state_dict keys stay those of
+    the eager network); SyncBatchNorm for --norm batch under torchrun; DataParallel over --gpu_ids 0,1,... in one
+    process (the options refuse it with --compile)."""
     if opt.channels_last:
         net = net.to(memory_format=torch.channels_last)
     for block in net.modules():
         if isinstance(block, ResnetBlock):
             block.recompute = opt.isTrain and opt.activation_checkpointing
+    if opt.compile:
+        for decoder in net.modules():
+            if isinstance(decoder, ImplicitDecoder):
+                # Its loop over bands of rows would make the image size a guard: it runs eagerly, each band compiled.
+                decoder.forward = torch.compiler.disable(decoder.forward, recursive=False)
+        # Inference shapes are symbolic from the first call, so that every image size shares one compilation;
+        # training starts specialised to its crop size and turns dynamic only if another size comes.
+        net.compile(mode=opt.compile_mode, dynamic=None if opt.isTrain else True)
     if distributed.world_size() > 1:
         return nn.SyncBatchNorm.convert_sync_batchnorm(net) if opt.norm == 'batch' else net
     return nn.DataParallel(net, opt.gpu_ids) if len(opt.gpu_ids) > 1 else net
@@ -34,3 +48,26 @@ def autocast(opt, device):
     disabled)."""
     dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(opt.amp)
     return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
+def check_compile(opt, device):
+    """Raise a one-line UserError when --compile cannot work on device: CUDA graphs without CUDA, or no C++
+    compiler for the CPU code torch.compile generates."""
+    if opt.compile_mode in CUDA_GRAPH_MODES and device.type != 'cuda':
+        raise UserError('--compile_mode %s uses CUDA graphs, but this run is on %s: use --compile_mode default'
+                        % (opt.compile_mode, device.type))
+    if device.type != 'cpu':
+        return
+    from torch._inductor import cpp_builder
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception:
+        raise UserError('--compile on the CPU needs a C++ compiler (g++ or clang++, or one named by $CXX); install '
+                        'one or leave out --compile') from None
+
+
+def mark_step(opt):
+    """Tell compiled CUDA graphs (--compile_mode reduce-overhead | max-autotune) that a new step begins, so they may
+    reuse the memory of the previous step's outputs."""
+    if opt.compile and opt.compile_mode in CUDA_GRAPH_MODES:
+        torch.compiler.cudagraph_mark_step_begin()

@@ -69,16 +69,24 @@ class ImplicitDecoder(nn.Module):
         hidden layers; the result is the same."""
         h, w = feat.shape[-2:]
         padded = F.pad(feat, (1, 1, 1, 1))
+        bias = self.first_bias(h, w, feat.device)
         rows = max(1, chunk_pixels // w)
-        bands = [self.decode(padded[:, :, top:top + rows + 2], h, w) for top in range(0, h, rows)]
-        return bands[0] if len(bands) == 1 else torch.cat(bands, dim=2)
+        if rows >= h:
+            return self.decode(padded, bias)
+        bands = []
+        for top in range(0, h, rows):  # contiguous, so that all bands share decode's compilation
+            bands.append(self.decode(padded[:, :, top:top + rows + 2].contiguous(), bias))
+        return torch.cat(bands, dim=2)
 
-    def decode(self, padded, h, w):
-        """RGB for the rows of `padded` (features zero-padded by one pixel) in an h x w image."""
+    def first_bias(self, h, w, device):
+        """The first layer's bias with the constant cell input of an h x w image folded in."""
         first = self.imnet.layers[0]
-        weight = first.weight[:, :self.feat_dim * 9].reshape(-1, self.feat_dim, 3, 3)
-        bias = torch.addmv(first.bias, first.weight[:, -2:], cell_size(h, w, padded.device).to(first.weight.dtype))
-        x = F.conv2d(padded, weight, bias)
+        return torch.addmv(first.bias, first.weight[:, -2:], cell_size(h, w, device).to(first.weight.dtype))
+
+    def decode(self, padded, first_bias):
+        """RGB for the rows of `padded` (features zero-padded by one pixel)."""
+        first = self.imnet.layers[0]
+        x = F.conv2d(padded, first.weight[:, :self.feat_dim * 9].reshape(-1, self.feat_dim, 3, 3), first_bias)
         for layer in self.imnet.layers[1:]:
             if isinstance(layer, nn.ReLU):
                 x = F.relu(x, inplace=True)  # conv2d's backward does not need its output

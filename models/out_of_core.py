@@ -170,10 +170,11 @@ class Engine:
     def nrn(self, net, x):
         feat = self.sequential(net.model, x)
         _, height, width = feat.shape
+        bias = net.mlp.first_bias(height, width, self.device)
 
         def compute(top, bottom):
             band = F.pad(feat.rows(top - 1, bottom + 1, 'zeros')[None].to(self.device), (1, 1, 0, 0))
-            return net.mlp.decode(band, height, width)[0]
+            return net.mlp.decode(band, bias)[0]
 
         return self.map(3, height, width, compute)
 

@@ -5,7 +5,9 @@ import os
 
 import data
 import models
+from models.execution import COMPILE_MODES
 from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS
+from util import distributed
 from util.util import UserError, atomic_write
 
 PREPROCESS = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')
@@ -52,6 +54,13 @@ class BaseOptions:
         parser.add_argument('--channels_last', action='store_true',
                             help='keep convolution weights and activations in channels-last (NHWC) memory layout, '
                                  'which tensor cores on GPUs prefer (mostly with --amp); values are unchanged')
+        parser.add_argument('--compile', action='store_true',
+                            help='run the networks through torch.compile: faster once compiled, but the first call '
+                                 'compiles for a minute or more (see docs/PERFORMANCE.md); every image size shares '
+                                 'one compilation')
+        parser.add_argument('--compile_mode', type=str, default='default', choices=COMPILE_MODES,
+                            help="torch.compile's mode with --compile; reduce-overhead and max-autotune use CUDA "
+                                 'graphs (CUDA only, inference only)')
         parser.add_argument('--direction', type=str, default='AtoB', choices=('AtoB', 'BtoA'),
                             help='AtoB enhances trainA/testA images')
         parser.add_argument('--serial_batches', action='store_true',
@@ -99,6 +108,8 @@ class BaseOptions:
         for flag in ('batch_size', 'ngf', 'ndf', 'load_size', 'crop_size', 'input_nc', 'output_nc'):
             if getattr(opt, flag) < 1:
                 parser.error('--%s must be at least 1' % flag)
+        if opt.compile_mode != 'default' and not opt.compile:
+            parser.error('--compile_mode %s: give --compile too' % opt.compile_mode)
 
     def save(self, opt, folder):
         """Write the options to folder/{phase}_opt.txt (the official format, marking values that differ from the
@@ -132,5 +143,8 @@ class BaseOptions:
             opt.gpu_ids = [int(i) for i in opt.gpu_ids.split(',') if int(i) >= 0]
         except ValueError:
             self.parser.error('--gpu_ids %s: give comma-separated integers, or -1 for CPU' % opt.gpu_ids)
+        if opt.compile and len(opt.gpu_ids) > 1 and not distributed.launched_by_torchrun():
+            self.parser.error('--compile with several --gpu_ids in one process (DataParallel) is not supported: '
+                              'launch one process per GPU with torchrun')
         self.opt = opt
         return opt

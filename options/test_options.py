@@ -27,3 +27,5 @@ class TestOptions(BaseOptions):
         BaseOptions.check(self, parser, opt)
         if opt.tile < 0:
             parser.error('--tile %d: give the band size in pixels (e.g. 512), or 0 to compute in memory' % opt.tile)
+        if opt.tile and opt.compile:
+            parser.error('--tile computes layer by layer outside the compiled networks: leave out --compile')

@@ -1,6 +1,7 @@
 """Training options: the official flags (display, saving, schedule, losses) plus NeRCo's CLIP and edge options."""
 from models.discriminators import GAN_MODES
 from models.edge_filter import EDGE_FILTERS, EDGE_RGB
+from models.execution import CUDA_GRAPH_MODES
 from models.networks import LR_POLICIES
 from .base_options import BaseOptions
 
@@ -112,5 +113,9 @@ class TrainOptions(BaseOptions):
         if opt.lr_policy == 'plateau' and not opt.val_dataroot:
             parser.error('--lr_policy plateau steps on the validation metric: give --val_dataroot (or use linear, '
                          'step or cosine)')
+        if opt.compile_mode in CUDA_GRAPH_MODES:
+            parser.error('--compile_mode %s: CUDA graphs reuse their output memory at every step, but the image pools '
+                         'keep generated images across steps; train with --compile_mode default or '
+                         'max-autotune-no-cudagraphs' % opt.compile_mode)
         if opt.val_freq < 1 or opt.val_freq_iters < 0 or opt.val_max < 0:
             parser.error('--val_freq must be at least 1, --val_freq_iters and --val_max at least 0')

@@ -10,6 +10,9 @@ GPU memory on CUDA). Weights are random and CLIP is random (--clip_pretrained no
     python scripts/benchmark.py --mode infer --height 3000 --width 4000 --tile 512 --repeats 1 --warmup 0
     python scripts/benchmark.py --mode infer train --device cuda --dtype bfloat16 --channels-last
     python scripts/benchmark.py --mode train --height 512 --width 512 --device cuda --activation-checkpointing
+    python scripts/benchmark.py --mode infer train --compile     # first_call_s is then the compilation
+
+first_call_s is the first call's time (with --compile: mostly compiling), whether or not it is a warm-up call.
 """
 import argparse
 import json
@@ -38,13 +41,15 @@ def parse_args(argv=None):
     parser.add_argument('--width', type=int, default=600)
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--warmup', type=int, default=1, help='calls before the timed repeats')
     parser.add_argument('--ngf', type=int, default=64)
     parser.add_argument('--literal-nrn', action='store_true', help="time the NRN's literal query path")
     parser.add_argument('--channels-last', action='store_true', help='the networks in NHWC layout (--channels_last)')
     parser.add_argument('--tile', type=int, default=0, help='inference out of core in bands of about N x N pixels')
     parser.add_argument('--activation-checkpointing', action='store_true',
                         help='training: recompute the ResNet blocks in the backward pass (--activation_checkpointing)')
+    parser.add_argument('--compile', action='store_true', help='the networks through torch.compile (--compile)')
+    parser.add_argument('--compile-mode', default='default', help="torch.compile's mode (--compile_mode)")
     parser.add_argument('--one', action='store_true', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -58,6 +63,8 @@ def build(args, mode, workdir):
     argv = ['--dataroot', workdir, '--checkpoints_dir', workdir, '--gpu_ids', gpu, '--ngf', str(args.ngf), '--amp', amp]
     if args.channels_last:
         argv.append('--channels_last')
+    if args.compile:
+        argv += ['--compile', '--compile_mode', args.compile_mode]
     if mode == 'train':
         if args.activation_checkpointing:
             argv.append('--activation_checkpointing')
@@ -97,24 +104,24 @@ def measure(args, mode):
             if device.type == 'cuda':
                 torch.cuda.synchronize()
 
-        for _ in range(args.warmup):
-            run()
-        if device.type == 'cuda':
-            torch.cuda.reset_peak_memory_stats()
         times = []
-        for _ in range(args.repeats):
+        for call in range(args.warmup + args.repeats):
+            if call == args.warmup and device.type == 'cuda':
+                torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
             run()
             times.append(time.perf_counter() - start)
+        first_call, times = times[0], times[args.warmup:]
         if device.type == 'cuda':
             peak = torch.cuda.max_memory_allocated() / 2 ** 20
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {'mode': mode, 'device': str(device), 'dtype': args.dtype, 'height': args.height, 'width': args.width,
-            'batch': args.batch, 'repeats': args.repeats, 'median_s': round(statistics.median(times), 4),
-            'min_s': round(min(times), 4), 'max_s': round(max(times), 4), 'peak_mem_mb': round(peak, 1),
+            'batch': args.batch, 'repeats': args.repeats, 'first_call_s': round(first_call, 2),
+            'median_s': round(statistics.median(times), 4), 'min_s': round(min(times), 4),
+            'max_s': round(max(times), 4), 'peak_mem_mb': round(peak, 1),
             'literal_nrn': args.literal_nrn, 'channels_last': args.channels_last,
-            'activation_checkpointing': args.activation_checkpointing, 'tile': args.tile,
+            'activation_checkpointing': args.activation_checkpointing, 'tile': args.tile, 'compile': args.compile,
             'threads': torch.get_num_threads()}
 
 

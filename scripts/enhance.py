@@ -79,10 +79,13 @@ def main(argv=None):
                                                      'when that would replace the input)')
     parser.add_argument('--epoch', default='latest', help='which checkpoint: latest or an epoch number')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 or mps')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the networks: pays off from a few dozen images (docs/PERFORMANCE.md)')
     parser.add_argument('--options', nargs=argparse.REMAINDER, default=[], help='further test.py flags')
     args = parser.parse_args(argv)
     outputs = plan(args.inputs, args.out)
-    enhance = load_enhancer(args.checkpoints, args.epoch, args.device, args.options)
+    options = ['--compile'] * args.compile + args.options
+    enhance = load_enhancer(args.checkpoints, args.epoch, args.device, options)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:

@@ -164,9 +164,13 @@ def image_scores(output, path, truth, truth_path, scorers):
 
 
 def column_means(rows, columns):
-    """The mean of each column that some row has, leaving NaN out."""
-    return {c: float(np.nanmean([row[c] for row in rows if c in row])) for c in columns
-            if any(c in row for row in rows)}
+    """The mean of each column that some row has, leaving NaN out (NaN when every value is NaN)."""
+    means = {}
+    for c in columns:
+        values = np.array([row[c] for row in rows if c in row], dtype=np.float64)
+        if values.size:
+            means[c] = float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float('nan')
+    return means
 
 
 def score(outputs, truths, sources, scorers):
