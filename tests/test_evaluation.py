@@ -327,9 +327,9 @@ def test_enhance_py_skips_an_image_too_large_for_the_gpu_and_stops_on_a_user_err
 
 
 def test_niqe_on_the_luma_matches_basicsr():
-    """--niqe_channel y against BasicSR's Y conversion and niqe(). The two compute NIQE's half-scale image in
-    float32 (BasicSR) and float64 (here), and NIQE's shape search on a 0.001 grid turns such rounding into jumps of
-    up to 0.009 on these photos (0.0006 for gray), hence 1e-2; gray and Y differ by 0.05 or more on most of them."""
+    """--niqe_channel y against BasicSR's calculate_niqe(convert_to='y'), which computes in float32: so does the
+    luma path here (in float64 it would be 0.036 away on astronaut); gray and Y differ by 0.05 or more on most of
+    them."""
     with open(os.path.join(ROOT, 'tests', 'fixtures', 'niqe_reference.json')) as f:
         reference = json.load(f)['niqe_y']
     luma, gray = metrics.NIQE('y'), metrics.NIQE('gray')
@@ -341,7 +341,7 @@ def test_niqe_on_the_luma_matches_basicsr():
             image = np.asarray(Image.open(os.path.join(REAL_LOWLIGHT, name)).convert('RGB'))
         else:
             image = getattr(skdata, name)()
-        assert abs(luma(image) - expected) < 1e-2, name
+        assert abs(luma(image) - expected) < 1e-3, name
         checked += 1
     assert checked >= 3
     chelsea = skdata.chelsea()

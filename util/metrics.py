@@ -57,7 +57,9 @@ def rgb2y(image):
     return np.round(y.astype(np.float32) * np.float32(255.0)).astype(np.float64)
 
 
-NIQE_CHANNELS = {'gray': rgb2gray, 'y': rgb2y}
+# What NIQE sees and the precision it computes in: MATLAB's gray in float64 as MATLAB computes, or the luma Y in
+# float32 as BasicSR's calculate_niqe computes (its shape search on a 0.001 grid turns rounding into jumps of 0.01).
+NIQE_CHANNELS = {'gray': (rgb2gray, np.float64), 'y': (rgb2y, np.float32)}
 
 
 def _cubic(x):
@@ -83,14 +85,17 @@ def _resize_matrix(n_in, n_out, scale):
 
 
 def imresize(image, scale=None, shape=None):
-    """MATLAB's imresize(image, scale) or imresize(image, [rows cols]) for a 2-D float array (bicubic)."""
+    """MATLAB's imresize(image, scale) or imresize(image, [rows cols]) for a 2-D float array (bicubic), in the
+    array's precision."""
     h, w = image.shape
     if shape is None:
         shape = (int(np.ceil(h * scale)), int(np.ceil(w * scale)))
         scales = (scale, scale)
     else:
         scales = (shape[0] / h, shape[1] / w)
-    return _resize_matrix(h, shape[0], scales[0]) @ image @ _resize_matrix(w, shape[1], scales[1]).T
+    rows = _resize_matrix(h, shape[0], scales[0]).astype(image.dtype)
+    cols = _resize_matrix(w, shape[1], scales[1]).astype(image.dtype)
+    return rows @ image @ cols.T
 
 
 class NIQE:
@@ -98,7 +103,7 @@ class NIQE:
     (mu_prisparam, cov_prisparam of niqe_release/modelparameters.mat), with 96x96 blocks and no overlap."""
 
     def __init__(self, channel='gray', params=NIQE_PARAMS):
-        self.channel = NIQE_CHANNELS[channel]
+        self.channel, self.dtype = NIQE_CHANNELS[channel]
         with np.load(params) as saved:
             self.mu, self.cov = saved['mu_pris_param'].ravel(), saved['cov_pris_param']
         self.shapes = np.arange(0.2, 10.001, 0.001)
@@ -131,7 +136,7 @@ class NIQE:
     def features(self, gray):
         """18 features per block at full and half resolution (36 per block)."""
         rows, cols = gray.shape[0] // NIQE_BLOCK, gray.shape[1] // NIQE_BLOCK
-        image = gray[:rows * NIQE_BLOCK, :cols * NIQE_BLOCK]
+        image = gray[:rows * NIQE_BLOCK, :cols * NIQE_BLOCK].astype(self.dtype)
         per_scale = []
         for scale in (1, 2):
             mu = ndimage.correlate(image, self.window, mode='nearest')
@@ -140,7 +145,7 @@ class NIQE:
             size = NIQE_BLOCK // scale
             per_scale.append([self.block_features(mscn[r * size:(r + 1) * size, c * size:(c + 1) * size])
                               for c in range(cols) for r in range(rows)])
-            image = imresize(image, 0.5)
+            image = imresize(image / 255, 0.5) * 255
         return np.concatenate(np.array(per_scale), axis=1)
 
     def __call__(self, image):
