@@ -106,7 +106,7 @@ class NeRCoModel(BaseModel):
         if getattr(self.opt, 'tile', 0) and not torch.is_grad_enabled():
             return tuple(t[..., :h, :w] for t in out_of_core.enhance(self, x, self.opt.tile))
         if self.opt.compile and torch.is_inference_mode_enabled() and not x.is_inference():
-            x = x.clone()  # as padded inputs are: the compiled graphs tell inference tensors from others
+            x = x.clone()  # an inference tensor, as a padded input is, so that both share one compiled graph
         if not torch.is_grad_enabled():
             execution.mark_step(self.opt)
         pre_A = self.netPre(x)

@@ -18,7 +18,7 @@ from conftest import ROOT, build_model, train_options
 from options.train_options import TrainOptions
 from test_pipeline import TINY, make_dataset_folders, run_script, write_image
 from util import metrics
-from util.evaluation import evaluate
+from util.evaluation import column_means, evaluate
 from util.util import UserError
 
 REAL_LOWLIGHT = os.path.join(os.path.dirname(ROOT), 'shared', 'real_lowlight')
@@ -395,3 +395,10 @@ def test_evaluate_compares_several_folders_with_the_numbers_of_separate_calls(tm
         assert f.read().count('\n') == 4
     refs = re.findall(r'src="([^"]+)"', open(os.path.join(out, 'index.html')).read())
     assert len(refs) == 4 and all(os.path.isfile(os.path.join(out, ref)) for ref in refs)
+
+
+def test_means_leave_nan_out_and_a_column_of_nan_stays_nan_without_a_warning(recwarn):
+    rows = [{'psnr': 20.0, 'niqe': float('nan')}, {'psnr': float('nan'), 'niqe': float('nan')}, {'psnr': 30.0}]
+    means = column_means(rows, ['psnr', 'niqe', 'lpips'])
+    assert means['psnr'] == 25.0 and np.isnan(means['niqe']) and 'lpips' not in means
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

@@ -168,8 +168,9 @@ def column_means(rows, columns):
     means = {}
     for c in columns:
         values = np.array([row[c] for row in rows if c in row], dtype=np.float64)
+        known = values[~np.isnan(values)]
         if values.size:
-            means[c] = float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float('nan')
+            means[c] = float(known.mean()) if known.size else float('nan')
     return means
 
 
