@@ -14,6 +14,7 @@ from models.nrn import CHUNK_PIXELS
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from test_evaluation import image_pair, save_tiny_checkpoint
+from test_model import make_test_options
 from test_pipeline import TINY, run_script
 from test_reliability import one_line_error
 from util.util import UserError
@@ -26,17 +27,13 @@ def compiled_graphs():
     return counters['stats']['unique_graphs']
 
 
-def inference_options(tmp_path, *extra):
-    return TestOptions().parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path), *TINY, *extra])
-
-
 @pytest.fixture(scope='module')
 def inference_models(tmp_path_factory):
     """(eager, compiled) inference models with the same random --ngf 8 weights."""
     folder = tmp_path_factory.mktemp('compile')
     torch.manual_seed(0)
-    eager = build_model(inference_options(folder))
-    compiled = build_model(inference_options(folder, '--compile'))
+    eager = build_model(make_test_options(folder, *TINY))
+    compiled = build_model(make_test_options(folder, *TINY, '--compile'))
     for name in ('G_A', 'Pre', 'H'):
         getattr(compiled, 'net' + name).load_state_dict(getattr(eager, 'net' + name).state_dict())
     return eager, compiled
@@ -128,7 +125,7 @@ def test_cuda_graphs_on_the_cpu_and_a_missing_compiler_are_one_line(tmp_path, mo
     from torch._inductor.exc import InvalidCxxCompiler
     monkeypatch.setattr(cpp_builder, 'get_cpp_compiler', lambda: (_ for _ in ()).throw(InvalidCxxCompiler()))
     with pytest.raises(UserError, match=r'--compile on the CPU needs a C\+\+ compiler'):
-        execution.check_compile(inference_options(tmp_path, '--compile'), torch.device('cpu'))
+        execution.check_compile(make_test_options(tmp_path, *TINY, '--compile'), torch.device('cpu'))
     from enhancer import load_enhancer
     with pytest.raises(UserError, match='needs a C'):
         load_enhancer(folder, options=['--compile'])
