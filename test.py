@@ -15,12 +15,15 @@ from tqdm import tqdm
 
 from data import create_dataset
 from models import create_model
+from models.inference import Enhancer
 from options.test_options import TestOptions
 from util import runtime
-from util.evaluation import evaluate
+from metrics.evaluation import evaluate
 from util.html import HTML
 from util.images import output_names, save_image, to_uint8
-from util.util import UserError, command, out_of_memory, writable_folder
+from util.util import UserError, command, writable_folder
+
+OUT_OF_MEMORY_HINT = 'try --tile 512, --amp bf16, a smaller copy (--preprocess scale_width --load_size N) or the CPU'
 
 
 def save_images(webpage, visuals, stem, aspect_ratio=1.0, width=256):
@@ -51,9 +54,10 @@ def run(options, opt):
     model.setup(opt)
     if opt.eval:
         model.eval()
+    enhancer = Enhancer(model, opt.tile, OUT_OF_MEMORY_HINT)
     webpage = HTML(web_dir, 'Experiment = %s, Phase = %s, Epoch = %s' % (opt.name, opt.phase, opt.epoch))
     names = output_names(dataset.dataset.A_paths, dataset.dataset.dir_A)
-    written, skipped = enhance_all(model, dataset, webpage, opt, names)
+    written, skipped = enhance_all(enhancer, dataset, webpage, opt, names)
     page = webpage.save()
     print('enhanced %d image(s) into %s' % (len(written), webpage.get_image_dir()))
     if opt.metrics:
@@ -65,7 +69,7 @@ def run(options, opt):
         raise UserError('%d image(s) could not be enhanced and were skipped' % len(skipped))
 
 
-def enhance_all(model, dataset, webpage, opt, names):
+def enhance_all(enhancer, dataset, webpage, opt, names):
     """Enhance at most --num_test images, saving each under its name in names ({path: name}); an unreadable
     image, or one too large for the GPU, is named and skipped. Returns (names written, paths skipped)."""
     total = int(min(len(dataset), opt.num_test))
@@ -78,17 +82,12 @@ def enhance_all(model, dataset, webpage, opt, names):
                 skipped.append(path)
             if 'A' not in data:
                 continue
-            model.set_input(data)
-            try:
-                model.test()
-            except torch.cuda.OutOfMemoryError:
-                for path in data['A_paths']:
-                    tqdm.write(out_of_memory(path, *data['A'].shape[-2:]), file=sys.stderr)
-                    skipped.append(path)
-                torch.cuda.empty_cache()
+            fake_B = enhancer.attempt(data['A'], data['A_paths'])
+            if fake_B is None:
+                skipped += data['A_paths']
                 continue
             for i, path in enumerate(data['A_paths'][:total - len(written)]):
-                visuals = {label: image[i:i + 1] for label, image in model.get_current_visuals().items()}
+                visuals = {'real_A': data['A'][i:i + 1], 'fake_B': fake_B[i:i + 1]}
                 save_images(webpage, visuals, names[path], opt.aspect_ratio, opt.display_winsize)
                 written.append(names[path])
                 bar.update(1)

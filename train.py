@@ -7,9 +7,6 @@ stops; --continue_train resumes exactly where a run stopped.
 import math
 import os
 import random
-import shutil
-import signal
-import socket
 import sys
 import time
 
@@ -18,12 +15,14 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataset
-from models import checkpoints, create_model, networks
+from metrics.evaluation import LOWER_IS_BETTER
+from models import checkpoints, create_model
 from options.train_options import TrainOptions
+from training.run import RunFolder, StopRequest, check_disk_space, warn_about_zero_learning_rate
+from training.validation import Validator
+from training.visualizer import Visualizer
 from util import distributed, runtime
-from util.util import UserError, command, writable_folder
-from util.validation import LOWER_IS_BETTER, Validator
-from util.visualizer import Visualizer
+from util.util import UserError, command
 
 
 def crossed(total, step, freq):
@@ -43,120 +42,6 @@ def choose_seed(opt):
     random.seed(process_seed)
     np.random.seed(process_seed % 2 ** 32)
     torch.manual_seed(process_seed)
-
-
-def check_disk_space(model):
-    """Fail now, not after hours, when the checkpoint folder cannot hold two checkpoints with optimizer state."""
-    n_bytes = sum(p.numel() * p.element_size() for net in model.networks() for p in net.parameters())
-    needed = 2 * 3 * n_bytes
-    free = shutil.disk_usage(model.save_dir).free
-    if free < needed:
-        raise UserError('%s: %d MB free, checkpoints need about %d MB; free some space or choose another '
-                        '--checkpoints_dir' % (model.save_dir, free >> 20, needed >> 20))
-
-
-class StopRequest:
-    """The first Ctrl-C (or SIGTERM, as schedulers and `timeout` send) asks the loop to stop after the current
-    iteration; a second one interrupts at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.requested = False
-
-    def __enter__(self):
-        self.previous = {s: signal.signal(s, self.handle) for s in self.SIGNALS}
-        return self
-
-    def handle(self, signum, frame):
-        self.requested = True
-        self.__exit__()
-        print('\nstopping after this iteration (Ctrl-C again to abort without saving)', file=sys.stderr)
-
-    def __exit__(self, *exc):
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-
-class RunFolder:
-    """The run's folder (<checkpoints_dir>/<name>), held by one training run at a time through a lock file naming
-    its process; a new run is refused over an earlier run's checkpoints unless it continues (--continue_train) or
-    replaces them (--overwrite). Checkpoint sets interrupted by a kill are completed or cleaned up on entry."""
-
-    def __init__(self, opt):
-        self.opt = opt
-        self.path = writable_folder(os.path.join(opt.checkpoints_dir, opt.name),
-                                    '--checkpoints_dir %s' % opt.checkpoints_dir)
-        self.lock = os.path.join(self.path, '.training.lock')
-        self.owner = '%d@%s' % (os.getpid(), socket.gethostname())
-
-    def __enter__(self):
-        if not distributed.is_main():
-            return self
-        while True:
-            try:
-                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                break
-            except FileExistsError:
-                self.remove_stale_lock()
-        with os.fdopen(fd, 'w') as f:
-            f.write(self.owner)
-        checkpoints.recover(self.path)
-        labels = checkpoints.available_labels(self.path, ['G_A'])
-        if labels and not (self.opt.continue_train or self.opt.overwrite):
-            self.__exit__()
-            raise UserError('%s holds the checkpoints of an earlier run (%s); add --continue_train to resume it, '
-                            'choose another --name, or add --overwrite to start afresh over it'
-                            % (self.path, ', '.join(labels)))
-        return self
-
-    def remove_stale_lock(self):
-        """Remove the lock of a run that died on this machine; a UserError if its owner may still be running."""
-        try:
-            with open(self.lock) as f:
-                owner = f.read().strip()
-        except FileNotFoundError:
-            return
-        pid, _, host = owner.partition('@')
-        if host == socket.gethostname() and pid.isdigit():
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
-                os.remove(self.lock)
-                return
-            except PermissionError:
-                pass
-        raise UserError('%s is in use by another training run (process %s); wait for it or stop it, or choose '
-                        'another --name (if that run is gone, delete %s)' % (self.path, owner, self.lock))
-
-    def __exit__(self, *exc):
-        if distributed.is_main() and os.path.isfile(self.lock):
-            with open(self.lock) as f:
-                mine = f.read().strip() == self.owner
-            if mine:
-                os.remove(self.lock)
-
-
-def warn_about_zero_learning_rate(opt, start_epoch):
-    """Warn when an epoch of this run would train at learning rate 0 (with the official order, in which the
-    schedule steps at the start of each epoch, the last epoch always does). A plateau schedule cannot be foreseen."""
-    if opt.lr_policy == 'plateau':
-        return
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=opt.lr)
-    scheduler = networks.get_scheduler(optimizer, opt)
-    optimizer.step()  # a no-op (no gradient) that keeps PyTorch from warning about the order of the steps below
-    rates = {}
-    for epoch in range(opt.epoch_count, opt.n_epochs + opt.n_epochs_decay + 1):
-        if not opt.lr_step_after_epoch:
-            scheduler.step()
-        rates[epoch] = scheduler.get_last_lr()[0]
-        if opt.lr_step_after_epoch:
-            scheduler.step()
-    idle = [epoch for epoch, rate in rates.items() if epoch >= start_epoch and rate == 0]
-    if idle:
-        print('warning: epoch(s) %s of this run train at learning rate 0 (the official schedule steps at the start '
-              'of each epoch); --lr_step_after_epoch steps it at the end, as CycleGAN does'
-              % ', '.join(map(str, idle)), file=sys.stderr)
 
 
 def resume(model, opt):
@@ -227,7 +112,6 @@ def report(model, visualizer, opt, counters, batch, seconds):
     if visualizer is None:
         return losses
     if crossed(total, batch, opt.display_freq):
-        model.compute_visuals()
         visualizer.display_current_results(model.get_current_visuals(), epoch, total,
                                            crossed(total, batch, opt.update_html_freq))
     if crossed(total, batch, opt.print_freq):

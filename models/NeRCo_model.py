@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from util import distributed
-from util.image_pool import ImagePool
+from .image_pool import ImagePool
 from . import execution, networks, out_of_core
 from .base_model import BaseModel
 from .discriminators import GANLoss
@@ -96,23 +96,21 @@ class NeRCoModel(BaseModel):
         self.real_A = input['A' if AtoB else 'B'].to(self.device)
         if self.isTrain:
             self.real_B = input['B' if AtoB else 'A'].to(self.device)
-        self.image_paths = input['A_paths' if AtoB else 'B_paths']
 
-    def enhance(self, real_A):
+    def enhance(self, real_A, tile=0):
         """The inference path: (pre_A, H, mask, fake_B) for low-light images in [-1, 1] of any size; an image
-        whose sides are not multiples of 4 is padded for the networks and its outputs cropped back."""
+        whose sides are not multiples of 4 is padded for the networks and its outputs cropped back. tile > 0
+        computes out of core in bands of about tile x tile pixels (models/out_of_core.py); models/inference.py
+        is the way in for everything but training."""
         h, w = real_A.shape[-2:]
         x = pad_to_multiple(real_A)
-        if getattr(self.opt, 'tile', 0) and not torch.is_grad_enabled():
-            return tuple(t[..., :h, :w] for t in out_of_core.enhance(self, x, self.opt.tile))
-        if self.opt.compile and torch.is_inference_mode_enabled() and not x.is_inference():
-            x = x.clone()  # an inference tensor, as a padded input is, so that both share one compiled graph
-        if not torch.is_grad_enabled():
-            execution.mark_step(self.opt)
-        pre_A = self.netPre(x)
-        H, mask = self.netH(x)
-        fake_B = self.netG_A(torch.cat((x, pre_A), 1) * mask)
-        return tuple(t[..., :h, :w] for t in (pre_A, H, mask, fake_B))
+        if tile:
+            outputs = out_of_core.enhance(self.netPre, self.netH, self.netG_A, x, tile)
+        else:
+            pre_A = self.netPre(x)
+            H, mask = self.netH(x)
+            outputs = pre_A, H, mask, self.netG_A(torch.cat((x, pre_A), 1) * mask)
+        return tuple(t[..., :h, :w] for t in outputs)
 
     def forward(self):
         self.pre_A, self.H, self.mask, self.fake_B = self.enhance(self.real_A)

@@ -23,7 +23,6 @@ class BaseModel(ABC):
         self.opt = opt
         self.isTrain = opt.isTrain
         self.device = torch.device(runtime.setup(opt).device)
-        self.gpu_ids = opt.gpu_ids
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         if opt.compile:
             execution.check_compile(opt, self.device)
@@ -34,7 +33,6 @@ class BaseModel(ABC):
         self.visual_names = []
         self.optimizers = []
         self.schedulers = []
-        self.image_paths = []
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=opt.isTrain and opt.amp == 'fp16')
 
     @staticmethod
@@ -73,14 +71,6 @@ class BaseModel(ABC):
 
     def autocast(self):
         return execution.autocast(self.opt, self.device)
-
-    def test(self):
-        with torch.no_grad(), self.autocast():
-            self.forward()
-            self.compute_visuals()
-
-    def compute_visuals(self):
-        """Extra images for the display and the HTML pages."""
 
     def update_learning_rate(self, metric=None):
         """Step the schedulers: without a metric (train.py: at the start of each epoch, as the official code does)

@@ -30,6 +30,9 @@ class ResnetBlock(nn.Module):
             return x + checkpoint(self.conv_block, x, use_reentrant=False)
         return x + self.conv_block(x)
 
+    def out_of_core(self, engine, x):
+        return engine.add(x, engine.sequential(self.conv_block, x))
+
 
 def stem(input_nc, ngf, norm_layer):
     """Reflect-padded 7x7 convolution, norm, ReLU: the first layers of every ResNet-style network here."""
@@ -64,6 +67,9 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x):
         return self.model(x)
+
+    def out_of_core(self, engine, x):
+        return engine.sequential(self.model, x)
 
 
 class UnetSkipConnectionBlock(nn.Module):

@@ -32,3 +32,19 @@ class MaskExtractor(nn.Module):
         spatial = torch.cat([attended.mean(1, keepdim=True), attended.amax(1, keepdim=True)], dim=1)
         mask = torch.sigmoid(self.conv1(spatial))
         return torch.tanh(self.output(feat)), mask
+
+    def out_of_core(self, engine, x):
+        """forward for --tile (models/out_of_core.py): the pooled statistics come from the whole feature map."""
+        feat = engine.sequential(self.model, x)
+        pooled = torch.cat([feat.mean, feat.max]).float().to(engine.device)[None, :, None, None]
+        weights = self.conv_ca(self.fc2(F.relu(self.fc1(pooled))))[0].float().cpu()
+
+        def spatial(top, bottom):
+            attended = feat.read(top, bottom) * weights
+            return torch.cat([attended.mean(0, keepdim=True), attended.amax(0, keepdim=True)])
+
+        mask = engine.conv(engine.map(2, *feat.shape[1:], spatial), self.conv1, 0, 'zeros')
+        mask.ops.append(torch.sigmoid_)
+        residual = engine.conv(feat, self.output, 0, 'zeros')
+        residual.ops.append(torch.tanh_)
+        return residual, mask

@@ -94,6 +94,17 @@ class ImplicitDecoder(nn.Module):
                 x = F.conv2d(x, layer.weight[:, :, None, None], layer.bias)
         return x
 
+    def out_of_core(self, engine, feat):
+        """forward for --tile (models/out_of_core.py), band by band from the features' file."""
+        _, height, width = feat.shape
+        bias = self.first_bias(height, width, engine.device)
+
+        def compute(top, bottom):
+            band = F.pad(feat.rows(top - 1, bottom + 1, 'zeros')[None].to(engine.device), (1, 1, 0, 0))
+            return self.decode(band, bias)[0]
+
+        return engine.map(3, height, width, compute)
+
     def query_literal(self, feat):
         """The official query, step by step: unfold, coordinates, four ensemble queries, area-weighted sum."""
         b, c, h, w = feat.shape
@@ -128,3 +139,6 @@ class NRN(nn.Module):
     def forward(self, x):
         feat = self.model(x)
         return self.mlp.query_literal(feat) if self.literal else self.mlp(feat)
+
+    def out_of_core(self, engine, x):
+        return self.mlp.out_of_core(engine, engine.sequential(self.model, x))

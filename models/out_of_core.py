@@ -1,7 +1,8 @@
 """Exact inference for photos too large to enhance in memory (test.py --tile N).
 
-Pre, H and G_A run layer by layer; each layer is computed in bands of rows (about N x N pixels each) from the
-previous layer's output, which waits in a temporary file. Instance norms use statistics gathered over the whole
+Pre, H and G_A run layer by layer, as each network describes itself in its out_of_core(engine, x) method; each
+layer is computed in bands of rows (about N x N pixels each) from the previous layer's output, which waits in a
+temporary file. Instance norms use statistics gathered over the whole
 image while their input was written, so the result equals the in-memory one (no seams, no blending) while memory
 holds only a few bands. Temporary files go to the system's temporary folder (TMPDIR).
 """
@@ -13,7 +14,6 @@ import torch.nn.functional as F
 
 from util.util import UserError
 from .execution import unwrap
-from .generators import ResnetBlock, ResnetGenerator
 
 RESNET_ONLY = '--tile supports the ResNet generators only (--netG resnet_9blocks or resnet_6blocks)'
 
@@ -142,7 +142,8 @@ class Engine:
         return self.map(*a.shape, lambda top, bottom: a.read(top, bottom) + b.read(top, bottom))
 
     def sequential(self, layers, x):
-        """Run an nn.Sequential of the layers the ResNet-style networks use."""
+        """Run a sequence of layers: convolutions, norms and pointwise layers here, any other layer through its own
+        out_of_core(engine, x) (ResNet blocks, the networks themselves)."""
         pad = 0
         for layer in layers:
             if isinstance(layer, nn.ReflectionPad2d):
@@ -161,45 +162,22 @@ class Engine:
                 x.ops.append(torch.relu_)
             elif isinstance(layer, nn.Tanh):
                 x.ops.append(torch.tanh_)
-            elif isinstance(layer, ResnetBlock):
-                x = self.add(x, self.sequential(layer.conv_block, x))
+            elif hasattr(layer, 'out_of_core'):
+                x = self.network(layer, x)
             elif not isinstance(layer, (nn.Dropout, nn.Identity)):
                 raise UserError('%s, not %s layers' % (RESNET_ONLY, type(layer).__name__))
         return self.pad(x, pad) if pad else x
 
-    def nrn(self, net, x):
-        feat = self.sequential(net.model, x)
-        _, height, width = feat.shape
-        bias = net.mlp.first_bias(height, width, self.device)
-
-        def compute(top, bottom):
-            band = F.pad(feat.rows(top - 1, bottom + 1, 'zeros')[None].to(self.device), (1, 1, 0, 0))
-            return net.mlp.decode(band, bias)[0]
-
-        return self.map(3, height, width, compute)
-
-    def mask_extractor(self, net, x):
-        feat = self.sequential(net.model, x)
-        pooled = torch.cat([feat.mean, feat.max]).float().to(self.device)[None, :, None, None]
-        weights = net.conv_ca(net.fc2(F.relu(net.fc1(pooled))))[0].float().cpu()
-
-        def spatial(top, bottom):
-            attended = feat.read(top, bottom) * weights
-            return torch.cat([attended.mean(0, keepdim=True), attended.amax(0, keepdim=True)])
-
-        mask = self.conv(self.map(2, *feat.shape[1:], spatial), net.conv1, 0, 'zeros')
-        mask.ops.append(torch.sigmoid_)
-        residual = self.conv(feat, net.output, 0, 'zeros')
-        residual.ops.append(torch.tanh_)
-        return residual, mask
+    def network(self, net, x):
+        """net's output for x, as net describes its out-of-core execution (its out_of_core(engine, x))."""
+        if not hasattr(unwrap(net), 'out_of_core'):
+            raise UserError('%s, not %s' % (RESNET_ONLY, type(unwrap(net)).__name__))
+        return unwrap(net).out_of_core(self, x)
 
 
-def enhance(model, x, band_size):
+def enhance(pre_net, h_net, g_net, x, band_size):
     """(pre_A, H, mask, fake_B) for x of shape (B, 3, H, W) whose sides are multiples of 4, computed out of core
     in bands of about band_size x band_size pixels."""
-    pre_net, h_net, g_net = unwrap(model.netPre), unwrap(model.netH), unwrap(model.netG_A)
-    if not isinstance(g_net, ResnetGenerator):
-        raise UserError(RESNET_ONLY)
     outputs = []
     try:
         with tempfile.TemporaryDirectory(prefix='nerco_tile_') as folder:
@@ -207,11 +185,11 @@ def enhance(model, x, band_size):
             for image in x:
                 source = engine.new(*image.shape)
                 source.write(0, image)
-                pre_A = engine.nrn(pre_net, source)
-                residual, mask = engine.mask_extractor(h_net, source)
+                pre_A = engine.network(pre_net, source)
+                residual, mask = engine.network(h_net, source)
                 joined = engine.map(6, *image.shape[1:], lambda top, bottom: torch.cat(
                     [source.read(top, bottom), pre_A.read(top, bottom)]) * mask.read(top, bottom))
-                fake_B = engine.sequential(g_net.model, joined)
+                fake_B = engine.network(g_net, joined)
                 outputs.append([a.read(0, a.shape[1]).to(x.device) for a in (pre_A, residual, mask, fake_B)])
     except OSError as exc:
         raise UserError('--tile: temporary files in %s: %s; set TMPDIR to a folder on a disk with more room'

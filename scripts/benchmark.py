@@ -84,6 +84,7 @@ def build(args, mode, workdir):
 
 def measure(args, mode):
     import torch
+    from models.inference import Enhancer
     available = {'cuda': torch.cuda.is_available(), 'mps': torch.backends.mps.is_available()}
     if not available.get(args.device, args.device == 'cpu'):
         raise UserError('--device %s: not available on this machine; use --device cpu' % args.device)
@@ -93,11 +94,11 @@ def measure(args, mode):
         shape = (args.batch, 3, args.height, args.width)
         real_A = torch.rand(shape, device=device) * 2 - 1
         real_B = torch.rand(shape, device=device) * 2 - 1
+        enhancer = Enhancer(model, args.tile)
 
         def run():
             if mode == 'infer':
-                with torch.inference_mode(), model.autocast():
-                    model.enhance(real_A)
+                enhancer.tensor(real_A)
             else:
                 model.set_input({'A': real_A, 'B': real_B, 'A_paths': [''], 'B_paths': ['']})
                 model.optimize_parameters()

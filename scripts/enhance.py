@@ -13,12 +13,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from enhancer import load_enhancer  # noqa: E402
+from models.inference import as_batch  # noqa: E402
 from util.images import find_images, load_rgb, save_image  # noqa: E402
-from util.util import UserError, command, out_of_memory  # noqa: E402
+from util.util import UserError, command  # noqa: E402
+
+OUT_OF_MEMORY_HINT = 'try --options --tile 512 --amp bf16, a smaller copy or --device cpu'
 
 
 def plan(inputs, out):
@@ -48,7 +50,7 @@ def plan(inputs, out):
     return outputs
 
 
-def enhance_all(enhance, outputs):
+def enhance_all(enhancer, outputs):
     """Enhance and save each image; an unreadable image, or one too large for the GPU, is named and skipped.
     Returns the number skipped."""
     skipped = 0
@@ -59,14 +61,12 @@ def enhance_all(enhance, outputs):
             tqdm.write('skipped %s: %s: %s' % (path, exc.__class__.__name__, exc), file=sys.stderr)
             skipped += 1
             continue
-        try:
-            enhanced = enhance(np.asarray(image))
-        except torch.cuda.OutOfMemoryError:
-            tqdm.write(out_of_memory(path, image.height, image.width), file=sys.stderr)
-            torch.cuda.empty_cache()
+        batch, back = as_batch(np.asarray(image))
+        enhanced = enhancer.attempt(batch, [path])
+        if enhanced is None:
             skipped += 1
             continue
-        save_image(enhanced, target)
+        save_image(back(enhanced), target)
     return skipped
 
 
@@ -85,12 +85,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     outputs = plan(args.inputs, args.out)
     options = ['--compile'] * args.compile + args.options
-    enhance = load_enhancer(args.checkpoints, args.epoch, args.device, options)
+    enhancer = load_enhancer(args.checkpoints, args.epoch, args.device, options, OUT_OF_MEMORY_HINT)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
         raise UserError('--out %s: %s' % (args.out, exc.strerror)) from None
-    skipped = enhance_all(enhance, outputs)
+    skipped = enhance_all(enhancer, outputs)
     print('enhanced %d image(s) into %s' % (len(outputs) - skipped, args.out))
     if skipped:
         raise UserError('%d image(s) could not be enhanced and were skipped' % skipped)

@@ -17,8 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util.evaluation import compare, evaluate  # noqa: E402
-from util import metrics  # noqa: E402
+from metrics.evaluation import compare, evaluate  # noqa: E402
+from metrics import scores  # noqa: E402
 from util.util import command  # noqa: E402
 
 
@@ -31,12 +31,12 @@ def main(argv=None):
     parser.add_argument('--out', default='comparison', help='where the comparison of several folders goes')
     parser.add_argument('--gt', help='ground-truth folder; files are paired by stem (low.png <-> low_fake_B.png)')
     parser.add_argument('--inputs', help="low-light inputs for LOE (default: test.py's <stem>_real_A.png copies)")
-    parser.add_argument('--ssim', default='gaussian', choices=sorted(metrics.SSIM_MODES),
+    parser.add_argument('--ssim', default='gaussian', choices=sorted(scores.SSIM_MODES),
                         help='gaussian: 11x11 Gaussian window, sigma 1.5, population covariances (Wang et al.); '
                              "uniform: 7x7 uniform window, sample covariances (scikit-image's defaults)")
     parser.add_argument('--loe', action='store_true', help='also compute the lightness order error (slow)')
     parser.add_argument('--no_niqe', action='store_true', help='skip NIQE')
-    parser.add_argument('--niqe_channel', default='gray', choices=sorted(metrics.NIQE_CHANNELS),
+    parser.add_argument('--niqe_channel', default='gray', choices=sorted(scores.NIQE_CHANNELS),
                         help="what NIQE sees: gray (MATLAB's rgb2gray, as the MATLAB release of NIQE) or y (the luma "
                              "of ITU-R BT.601, as BasicSR's calculate_niqe(convert_to='y'), which many low-light "
                              'papers report)')

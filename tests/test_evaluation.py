@@ -15,10 +15,11 @@ from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import ROOT, build_model, train_options
+from metrics import scores as metrics
+from metrics.evaluation import column_means, evaluate
+from models.NeRCo_model import NeRCoModel
 from options.train_options import TrainOptions
 from test_pipeline import TINY, make_dataset_folders, run_script, write_image
-from util import metrics
-from util.evaluation import column_means, evaluate
 from util.util import UserError
 
 REAL_LOWLIGHT = os.path.join(os.path.dirname(ROOT), 'shared', 'real_lowlight')
@@ -300,29 +301,28 @@ def test_enhance_py_skips_an_image_too_large_for_the_gpu_and_stops_on_a_user_err
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
 
-    def load_small_gpu_enhancer(*args):
-        def enhance(image):
-            if image.shape[1] > 30:
-                raise torch.cuda.OutOfMemoryError('CUDA out of memory')
-            return image
-        return enhance
+    def small_gpu(self, real_A, tile=0):
+        if real_A.shape[-1] > 30:
+            raise torch.cuda.OutOfMemoryError('CUDA out of memory')
+        return (real_A,) * 4
 
-    monkeypatch.setattr(script, 'load_enhancer', load_small_gpu_enhancer)
+    monkeypatch.setattr(NeRCoModel, 'enhance', small_gpu)
+    checkpoints = save_tiny_checkpoint(tmp_path)
     folder, out = tmp_path / 'photos', tmp_path / 'enhanced'
     write_image(str(folder / 'small.png'), (20, 12))
     write_image(str(folder / 'huge.png'), (36, 28))
     with pytest.raises(SystemExit) as exit_info:
-        script.main([str(folder), '--checkpoints', str(tmp_path), '--out', str(out)])
+        script.main([str(folder), '--checkpoints', checkpoints, '--out', str(out)])
     assert str(exit_info.value) == 'error: 1 image(s) could not be enhanced and were skipped'
     assert 'skipped %s: out of GPU memory at 36x28' % (folder / 'huge.png') in capsys.readouterr().err
     assert os.listdir(out) == ['small.png']
 
-    def refuse(image):
+    def refuse(self, real_A, tile=0):
         raise UserError('--tile supports the ResNet generators only')
 
-    monkeypatch.setattr(script, 'load_enhancer', lambda *args: refuse)
+    monkeypatch.setattr(NeRCoModel, 'enhance', refuse)
     with pytest.raises(SystemExit) as exit_info:
-        script.main([str(folder), '--checkpoints', str(tmp_path), '--out', str(out)])
+        script.main([str(folder), '--checkpoints', checkpoints, '--out', str(out)])
     assert str(exit_info.value) == 'error: --tile supports the ResNet generators only'
 
 

@@ -6,6 +6,7 @@ import torch
 
 from conftest import FIXTURES, NETWORKS, build_model, fill_model, train_options
 from fill import fill_state_dict, fill_tensor
+from models.inference import Enhancer
 from options.test_options import TestOptions
 from util.util import UserError
 
@@ -138,8 +139,7 @@ def test_tiled_inference_equals_in_memory_with_parity_weights(tmp_path):
     images = torch.rand(2, 3, 37, 50, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         reference = model.enhance(images)
-        model.opt.tile = 10  # bands of about 100 pixels: one to three rows of each layer
-        tiled = model.enhance(images)
+        tiled = model.enhance(images, tile=10)  # bands of about 100 pixels: one to three rows of each layer
     for name, a, b in zip(('pre_A', 'H', 'mask', 'fake_B'), reference, tiled):
         assert a.shape == b.shape and (a - b).abs().max() < 1e-4, name
 
@@ -157,15 +157,14 @@ def test_tiled_inference_with_other_norms(tmp_path, norm, eval_mode):
     image = torch.rand(1, 3, 24, 32) * 2 - 1
     with torch.no_grad():
         reference = model.enhance(image)[3]
-        model.opt.tile = 8
-        tiled = model.enhance(image)[3]
+        tiled = model.enhance(image, tile=8)[3]
     assert (reference - tiled).abs().max() < 1e-4
 
 
 def test_tiled_inference_rejects_unet_generators(tmp_path):
     model = build_model(make_test_options(tmp_path, '--ngf', '8', '--netG', 'unet_256', '--tile', '64'))
-    with torch.no_grad(), pytest.raises(UserError, match='--tile supports the ResNet generators only'):
-        model.enhance(torch.rand(1, 3, 16, 16))
+    with pytest.raises(UserError, match='--tile supports the ResNet generators only'):
+        Enhancer(model, model.opt.tile).tensor(torch.rand(1, 3, 16, 16))
 
 
 def test_tiled_inference_on_a_full_disk_names_tmpdir(tmp_path, monkeypatch):
@@ -176,8 +175,8 @@ def test_tiled_inference_on_a_full_disk_names_tmpdir(tmp_path, monkeypatch):
 
     monkeypatch.setattr(out_of_core.Activation, 'write', full_disk)
     model = build_model(make_test_options(tmp_path, '--ngf', '8', '--tile', '64'))
-    with torch.no_grad(), pytest.raises(UserError, match='No space left on device; set TMPDIR to a folder'):
-        model.enhance(torch.rand(1, 3, 16, 16))
+    with pytest.raises(UserError, match='No space left on device; set TMPDIR to a folder'):
+        Enhancer(model, model.opt.tile).tensor(torch.rand(1, 3, 16, 16))
 
 
 @pytest.mark.parametrize('amp', ['none', 'bf16', 'fp16'])

@@ -1,5 +1,6 @@
-"""The code's layers import downward only: util <- data, models <- options <- entry points (train.py, test.py,
-enhancer.py, scripts/), each module checked alone in a fresh interpreter, so no import cycle can hide."""
+"""The code's layers import downward only: util <- data, models, metrics <- options, training <- entry points
+(train.py, test.py, enhancer.py, scripts/), each module checked alone in a fresh interpreter, so no import cycle
+can hide."""
 import json
 import os
 import subprocess
@@ -8,7 +9,8 @@ import sys
 from conftest import ROOT
 
 ENTRY_POINTS = {'train', 'test', 'enhancer', 'scripts'}
-MAY_IMPORT = {'util': set(), 'data': {'util'}, 'models': {'util'}, 'options': {'util', 'data', 'models'}}
+MAY_IMPORT = {'util': set(), 'data': {'util'}, 'models': {'util'}, 'metrics': {'util'},
+              'options': {'util', 'data', 'models'}, 'training': {'util', 'models', 'metrics'}}
 PROBE = """import importlib, json, sys
 sys.path.insert(0, {root!r})
 importlib.import_module({module!r})

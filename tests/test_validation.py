@@ -12,9 +12,9 @@ from PIL import Image
 import train as train_script
 from conftest import build_model, train_options
 from enhancer import load_enhancer
+from metrics import scores as metrics
 from test_pipeline import TINY, make_dataset_folders, referenced_files_exist, run_script, write_image
 from test_reliability import train_argv
-from util import metrics
 
 
 def make_validation_set(root, ground_truth=True, n=2, size=(200, 196)):

@@ -1,1 +1,1 @@
-"""Helpers for images, files, HTML pages and the training display."""
+"""Generic helpers (user errors, atomic files, images, HTML pages) and where a command runs (device, torchrun)."""

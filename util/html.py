@@ -2,7 +2,7 @@
 import os
 
 import dominate
-from dominate.tags import a, br, h3, img, meta, p, table, td, tr
+from dominate.tags import a, br, h3, img, p, table, td, tr
 from dominate.util import raw
 
 from util.util import atomic_write
@@ -11,15 +11,12 @@ from util.util import atomic_write
 class HTML:
     """A page at web_dir/index.html whose images live in web_dir/images (paths on the page are relative)."""
 
-    def __init__(self, web_dir, title, refresh=0):
+    def __init__(self, web_dir, title):
         self.title = title
         self.web_dir = web_dir
         self.img_dir = os.path.join(web_dir, 'images')
         os.makedirs(self.img_dir, exist_ok=True)
         self.doc = dominate.document(title=title)
-        if refresh > 0:
-            with self.doc.head:
-                meta(http_equiv='refresh', content=str(refresh))
 
     def get_image_dir(self):
         return self.img_dir

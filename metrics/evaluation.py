@@ -12,7 +12,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from util import metrics
+from metrics import scores
 from util.html import HTML
 from util.images import images_by_stem, load_rgb
 from util.util import UserError, atomic_write
@@ -47,8 +47,8 @@ def find_outputs(results, stems=None):
 def too_small(column, ssim_mode):
     """Why an image gets NaN for column (one of SIZE_LIMITED)."""
     if column == 'ssim':
-        return 'smaller than the SSIM window of %d pixels' % metrics.SSIM_WINDOW[ssim_mode]
-    return 'without two complete NIQE blocks of %dx%d pixels' % (metrics.NIQE_BLOCK, metrics.NIQE_BLOCK)
+        return 'smaller than the SSIM window of %d pixels' % scores.SSIM_WINDOW[ssim_mode]
+    return 'without two complete NIQE blocks of %dx%d pixels' % (scores.NIQE_BLOCK, scores.NIQE_BLOCK)
 
 
 def read(path, skipped):
@@ -62,7 +62,7 @@ def read(path, skipped):
 
 def ssim_convention(mode):
     return ('PSNR and SSIM on RGB uint8 (data range 255); SSIM averaged over R, G, B with skimage '
-            'structural_similarity(%s)' % ', '.join('%s=%s' % kv for kv in metrics.SSIM_MODES[mode].items()))
+            'structural_similarity(%s)' % ', '.join('%s=%s' % kv for kv in scores.SSIM_MODES[mode].items()))
 
 
 def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niqe='gray', lpips=True,
@@ -86,10 +86,10 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
     lpips_model = None
     if truths and lpips:
         try:
-            lpips_model = metrics.LPIPS(device)
+            lpips_model = scores.LPIPS(device)
         except FileNotFoundError as exc:
             notes.append(str(exc))
-    scorers = {'lpips': lpips_model, 'niqe': metrics.NIQE(niqe) if niqe else None, 'ssim_mode': ssim_mode}
+    scorers = {'lpips': lpips_model, 'niqe': scores.NIQE(niqe) if niqe else None, 'ssim_mode': ssim_mode}
     rows, skipped = score(outputs, truths, sources if loe else {}, scorers)
     columns = [c for c in COLUMNS if any(c in row for row in rows)]
     means = column_means(rows, columns)
@@ -155,7 +155,7 @@ def image_scores(output, path, truth, truth_path, scorers):
         if truth.shape != output.shape:
             raise UserError('%s is %dx%d but its ground truth %s is %dx%d; they must have the same size'
                             % (path, output.shape[1], output.shape[0], truth_path, truth.shape[1], truth.shape[0]))
-        row.update(psnr=metrics.psnr(output, truth), ssim=metrics.ssim(output, truth, scorers['ssim_mode']))
+        row.update(psnr=scores.psnr(output, truth), ssim=scores.ssim(output, truth, scorers['ssim_mode']))
         if scorers['lpips']:
             row['lpips'] = scorers['lpips'](output, truth)
     if scorers['niqe']:
@@ -194,7 +194,7 @@ def score(outputs, truths, sources, scorers):
         if stem in sources:
             source = read(sources[stem], skipped)
             if source is not None:
-                row['loe'] = metrics.loe(output, source)
+                row['loe'] = scores.loe(output, source)
         rows.append(row)
     return rows, skipped
 

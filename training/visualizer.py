@@ -14,7 +14,7 @@ import numpy as np
 
 from util import html as html_page
 from util.images import save_image, to_uint8
-from util.validation import read_history
+from training.validation import read_history
 
 LOG_LINE = re.compile(r'\(epoch: (\d+), iters: (\d+)[^)]*\) (.*)')
 RESULT_NAME = re.compile(r'epoch(\d+)_iter(\d+)_(.+)\.png$')

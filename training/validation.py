@@ -9,14 +9,13 @@ import os
 import time
 
 import numpy as np
-import torch
 
-from util import metrics
-from util.evaluation import column_means, image_scores
-from util.images import find_images, images_by_stem, load_rgb, save_image, to_uint8
+from metrics import scores
+from metrics.evaluation import LOWER_IS_BETTER, column_means, image_scores
+from models.inference import Enhancer
+from util.images import find_images, images_by_stem, load_rgb, save_image
 from util.util import UserError, atomic_write
 
-LOWER_IS_BETTER = {'niqe', 'lpips'}
 REFERENCE_METRICS = ('psnr', 'ssim', 'lpips')
 SAMPLES = 3
 
@@ -42,7 +41,7 @@ class Validator:
             raise UserError('--val_metric %s needs ground truth: %s holds no image named like those in %s'
                             % (self.metric, truth_folder, source))
         self.folder = folder
-        self.scorers = {'niqe': metrics.NIQE(opt.niqe_channel), 'lpips': self.load_lpips(opt) if self.truths else None,
+        self.scorers = {'niqe': scores.NIQE(opt.niqe_channel), 'lpips': self.load_lpips(opt) if self.truths else None,
                         'ssim_mode': 'gaussian'}
         # A continued run adds to its record; a new one (--overwrite) starts its own.
         self.best = self.read_best() if opt.continue_train else None
@@ -61,7 +60,7 @@ class Validator:
 
     def load_lpips(self, opt):
         try:
-            return metrics.LPIPS(opt.device)
+            return scores.LPIPS(opt.device)
         except FileNotFoundError as exc:
             if self.metric == 'lpips':
                 raise UserError('--val_metric lpips: %s' % exc) from None
@@ -81,22 +80,17 @@ class Validator:
         return image_scores(output, path, truth, self.truths.get(path), self.scorers)
 
     def __call__(self, model, epoch, iters):
-        """Validate model (in eval mode, without gradients, with the run's --amp) and log the means; returns them."""
+        """Validate model's inference networks (in eval mode, with the run's --amp) and log the means; returns
+        them."""
         started = time.time()
         rows = []
-        model.eval()
-        try:
-            with torch.no_grad(), model.autocast():
-                for i, path in enumerate(self.paths):
-                    image = read_image(path)
-                    batch = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(model.device) / 127.5 - 1
-                    output = to_uint8(model.enhance(batch)[3])[0]
-                    rows.append(self.score(output, path))
-                    if i < SAMPLES:
-                        self.save_sample(image, output, path, epoch, iters)
-        finally:
-            for net in model.networks():
-                net.train()
+        with Enhancer(model).evaluating() as enhance:
+            for i, path in enumerate(self.paths):
+                image = read_image(path)
+                output = enhance(image)
+                rows.append(self.score(output, path))
+                if i < SAMPLES:
+                    self.save_sample(image, output, path, epoch, iters)
         means = column_means(rows, ('psnr', 'ssim', 'lpips', 'niqe'))
         skipped = {name: sum(math.isnan(row.get(name, 0)) for row in rows) for name in means}
         self.log(epoch, iters, means, skipped, time.time() - started)

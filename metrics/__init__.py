@@ -1,0 +1,1 @@
+"""Measuring enhanced images: the image-quality scores and the scoring of a results folder."""

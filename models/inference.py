@@ -1,0 +1,86 @@
+"""The one way into inference: an Enhancer runs a model's Pre, H and G_A on images, owning everything around the
+network math: conversion from and to images, inference mode, --amp, --compile's step marks, --tile and the
+out-of-GPU-memory skip. test.py, validation, load_enhancer and scripts/ all enhance through it."""
+import contextlib
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from util.images import to_uint8
+from . import execution
+
+HINT = 'try a smaller image or the CPU'
+
+
+def as_batch(image):
+    """(batch in [-1, 1], function turning an output batch back into image's kind and range) for a PIL image, a
+    uint8 array (H, W) or (H, W, 3), or a tensor in [0, 1] ((3, H, W) or (N, 3, H, W))."""
+    if isinstance(image, Image.Image):
+        return as_batch(np.asarray(image.convert('RGB')))[0], lambda out: Image.fromarray(to_uint8(out)[0])
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise TypeError('numpy images must be uint8 (H, W) or (H, W, 3), not %s' % image.dtype)
+        array = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3]
+        batch = torch.from_numpy(np.array(array)).permute(2, 0, 1)[None].float() / 127.5 - 1
+        return batch, lambda out: to_uint8(out)[0]
+    if isinstance(image, torch.Tensor):
+        single = image.dim() == 3
+        batch = image[None] if single else image
+        return batch.float() * 2 - 1, lambda out: ((out.clamp(-1, 1) + 1) / 2).to(image)[0 if single else slice(None)]
+    raise TypeError('expected a PIL image, a uint8 numpy array or a tensor in [0, 1], not %s' % type(image).__name__)
+
+
+class Enhancer:
+    """Enhances with model's inference networks (a NeRCoModel, for testing or in training). tile > 0 computes out
+    of core (--tile); hint is what the out-of-GPU-memory line suggests, in the flags of the command at hand.
+
+    Call it on a PIL image, a uint8 array or a tensor in [0, 1] to get the enhanced image of the same kind and
+    size; tensor() and attempt() take and give batches in [-1, 1], as the data loaders and networks do."""
+
+    def __init__(self, model, tile=0, hint=HINT):
+        self.model, self.tile, self.hint = model, tile, hint
+        self.device = model.device
+
+    def networks(self):
+        return [self.model.netPre, self.model.netH, self.model.netG_A]
+
+    def tensor(self, real_A):
+        """fake_B for a batch real_A in [-1, 1], on the model's device, under inference mode and --amp."""
+        opt = self.model.opt
+        with torch.inference_mode(), self.model.autocast():
+            x = real_A.to(self.device)
+            if opt.compile and not x.is_inference():
+                x = x.clone()  # an inference tensor, as a padded input is, so that both share one compiled graph
+            execution.mark_step(opt)
+            return self.model.enhance(x, self.tile)[3]
+
+    def __call__(self, image):
+        batch, back = as_batch(image)
+        return back(self.tensor(batch))
+
+    def attempt(self, real_A, names):
+        """tensor(real_A), or None when the batch does not fit in GPU memory: then each of its images (names) is
+        reported as skipped on stderr, with the hint."""
+        try:
+            return self.tensor(real_A)
+        except torch.cuda.OutOfMemoryError:
+            height, width = real_A.shape[-2:]
+            for name in names:
+                tqdm.write('skipped %s: out of GPU memory at %dx%d; %s' % (name, width, height, self.hint),
+                           file=sys.stderr)
+            torch.cuda.empty_cache()
+            return None
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """A context in which the inference networks are in eval mode; they return to training mode after it."""
+        for net in self.networks():
+            net.eval()
+        try:
+            yield self
+        finally:
+            for net in self.networks():
+                net.train()

@@ -1,0 +1,55 @@
+"""The one way into inference (models/inference.py): test.py, load_enhancer and validation enhance alike, and
+--tile follows the networks' own description of their layers."""
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+import test as test_script
+from conftest import build_model, train_options
+from enhancer import load_enhancer
+from models.generators import ResnetBlock
+from models.inference import Enhancer
+from models.networks import get_norm_layer
+from test_evaluation import image_pair, save_tiny_checkpoint
+from test_model import make_test_options
+from training.validation import Validator
+
+
+def test_test_py_load_enhancer_and_validation_give_the_same_output(tmp_path):
+    folder = save_tiny_checkpoint(tmp_path)
+    photo = image_pair(3, (37, 53))[1]  # padded to 40 x 56 for the networks
+    data = tmp_path / 'data'
+    os.makedirs(data / 'testA')
+    Image.fromarray(photo).save(data / 'testA' / 'p.png')
+    outputs = {}
+    for tile in ('0', '8'):
+        results = tmp_path / ('results' + tile)
+        test_script.main(['--dataroot', str(data), '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'saves'),
+                          '--results_dir', str(results), '--gpu_ids', '-1', '--ngf', '8', '--preprocess', 'none',
+                          '--tile', tile])
+        written = np.asarray(Image.open(results / 'tiny' / 'test_latest' / 'images' / 'p_fake_B.png'))
+        enhancer = load_enhancer(folder, options=['--tile', tile])
+        assert np.array_equal(enhancer(photo), written), tile
+        outputs[tile] = written
+    assert outputs['8'].shape == photo.shape and np.abs(outputs['8'].astype(int) - outputs['0']).max() <= 1
+
+    opt = train_options(tmp_path, '--ngf', '8', '--val_dataroot', str(data))
+    run = tmp_path / 'run'
+    Validator(opt, str(run))(load_enhancer(folder).model, 1, 0)
+    sample = np.asarray(Image.open(run / 'web' / 'images' / 'val_epoch001_iter00000000_p.png'))
+    assert np.array_equal(sample, outputs['0'])
+
+
+def test_tile_follows_networks_with_one_resnet_block_more(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(make_test_options(tmp_path, '--ngf', '8'))
+    norm = get_norm_layer('instance')
+    model.netG_A.model.insert(10, ResnetBlock(32, norm, False, True))  # after the two downsampling convolutions
+    model.netPre.model.insert(10, ResnetBlock(32, norm, False, True))
+    model.netH.model.insert(4, ResnetBlock(8, norm, False, True))  # after the stem
+    image = torch.rand(1, 3, 21, 30) * 2 - 1
+    in_memory = Enhancer(model).tensor(image)
+    tiled = Enhancer(model, tile=8).tensor(image)
+    assert tiled.shape == in_memory.shape == image.shape and (tiled - in_memory).abs().max() < 1e-4

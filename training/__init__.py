@@ -1,0 +1,1 @@
+"""What only training uses: validation during training and the training display."""
