@@ -19,6 +19,7 @@ from metrics.evaluation import LOWER_IS_BETTER
 from models import checkpoints, create_model
 from options.train_options import TrainOptions
 from training.run import RunFolder, StopRequest, check_disk_space, warn_about_zero_learning_rate
+from training.state import RunState, load_training_state, save_checkpoint
 from training.validation import Validator
 from training.visualizer import Visualizer
 from util import distributed, runtime
@@ -45,25 +46,22 @@ def choose_seed(opt):
 
 
 def resume(model, opt):
-    """The counters to start from: a fresh run's, or (--continue_train) those saved with the checkpoint, whose
+    """The RunState to start from: a fresh run's, or (--continue_train) the one saved with the checkpoint, whose
     optimizers, schedulers, image pools and random state are then restored too."""
-    counters = {'seed': opt.seed, 'epoch': opt.epoch_count, 'epoch_iter': 0, 'total_iters': 0, 'epoch_done': False}
-    saved = model.load_training_state(checkpoints.label(opt)) if opt.continue_train else None
-    if saved is None:
-        return counters
-    counters.update(saved)
-    if counters['epoch_done']:
-        counters.update(epoch=counters['epoch'] + 1, epoch_iter=0, epoch_done=False)
+    run = load_training_state(model, checkpoints.label(opt)) if opt.continue_train else None
+    if run is None:
+        return RunState(seed=opt.seed, epoch=opt.epoch_count)
+    if run.epoch_done:
+        run.next_epoch()
     if distributed.is_main():
-        print('resuming at epoch %d, image %d (%d images seen)'
-              % (counters['epoch'], counters['epoch_iter'], counters['total_iters']))
-    return counters
+        print('resuming at epoch %d, image %d (%d images seen)' % (run.epoch, run.epoch_iter, run.total_iters))
+    return run
 
 
-def train_step(model, opt, counters, batch):
+def train_step(model, opt, run, batch):
     """One optimisation step on the current input; a non-finite loss (--nan_policy stop) or running out of GPU
     memory ends the run with one line (the last checkpoint stays as it is)."""
-    where = 'epoch %d, iteration %d' % (counters['epoch'], counters['total_iters'] + batch)
+    where = 'epoch %d, iteration %d' % (run.epoch, run.total_iters + batch)
     try:
         model.optimize_parameters()
     except FloatingPointError as exc:
@@ -73,41 +71,40 @@ def train_step(model, opt, counters, batch):
         raise UserError('%s: out of GPU memory at --crop_size %d, --batch_size %d; try --activation_checkpointing, '
                         '--amp bf16 or a smaller --crop_size; the last checkpoint is kept'
                         % (where, opt.crop_size, opt.batch_size)) from None
-    counters['total_iters'] += batch
-    counters['epoch_iter'] += batch
+    run.advance(batch)
 
 
-def save(model, label, counters):
+def save(model, label, run):
     """Rank 0 writes the networks and the training state under label; the other processes wait for it."""
     distributed.barrier()
     if distributed.is_main():
-        model.save_checkpoint(label, counters)
+        save_checkpoint(model, label, run)
     distributed.barrier()
 
 
-def validate(model, validator, counters):
+def validate(model, validator, run):
     """Validate on rank 0 (the other processes wait for its result); when the metric improves, save the `best`
     checkpoint set, then best.json; step a plateau schedule on the metric. Once per iteration at most."""
-    if counters.get('validated_at') == counters['total_iters']:
+    if run.validated_at == run.total_iters:
         return
-    counters['validated_at'] = counters['total_iters']
+    run.validated_at = run.total_iters
     distributed.barrier()
     result = None
     if validator:
-        value = validator(model, counters['epoch'], counters['total_iters']).get(validator.metric, float('nan'))
+        value = validator(model, run.epoch, run.total_iters).get(validator.metric, float('nan'))
         result = validator.improved(value), value if validator.metric in LOWER_IS_BETTER else -value
     improved, loss = distributed.broadcast_object(result)
     if improved:
-        save(model, 'best', counters)
+        save(model, 'best', run)
         if validator:
-            validator.record_best(counters['epoch'], counters['total_iters'])
+            validator.record_best(run.epoch, run.total_iters)
     if not math.isnan(loss):
         model.update_learning_rate(loss)
 
 
-def report(model, visualizer, opt, counters, batch, seconds):
+def report(model, visualizer, opt, run, batch, seconds):
     """Show results and log losses when their frequencies come round (rank 0); returns the losses."""
-    total, epoch = counters['total_iters'], counters['epoch']
+    total, epoch = run.total_iters, run.epoch
     losses = model.get_current_losses()
     if visualizer is None:
         return losses
@@ -115,52 +112,52 @@ def report(model, visualizer, opt, counters, batch, seconds):
         visualizer.display_current_results(model.get_current_visuals(), epoch, total,
                                            crossed(total, batch, opt.update_html_freq))
     if crossed(total, batch, opt.print_freq):
-        visualizer.log_losses(epoch, counters['epoch_iter'], losses, seconds['step'] / batch, seconds['data'])
-        visualizer.plot_current_losses(epoch, counters['epoch_iter'] / seconds['epoch_size'], losses)
+        visualizer.log_losses(epoch, run.epoch_iter, losses, seconds['step'] / batch, seconds['data'])
+        visualizer.plot_current_losses(epoch, run.epoch_iter / seconds['epoch_size'], losses)
     return losses
 
 
-def run_epoch(model, dataset, visualizer, validator, opt, counters, stop):
+def run_epoch(model, dataset, visualizer, validator, opt, run, stop):
     """Train the rest of the current epoch, validating when --val_freq / --val_freq_iters come round; False when a
     stop was requested (after saving `latest`)."""
-    epoch, last_epoch = counters['epoch'], opt.n_epochs + opt.n_epochs_decay
-    if counters['epoch_iter'] == 0 and not opt.lr_step_after_epoch:
+    epoch, last_epoch = run.epoch, opt.n_epochs + opt.n_epochs_decay
+    if run.epoch_iter == 0 and not opt.lr_step_after_epoch:
         model.update_learning_rate()  # the official code steps the schedule at the start of each epoch
-    dataset.set_epoch(epoch, skip=counters['epoch_iter'])
-    bar = tqdm(dataset, total=-(-(len(dataset) - counters['epoch_iter']) // opt.batch_size),
+    dataset.set_epoch(epoch, skip=run.epoch_iter)
+    bar = tqdm(dataset, total=-(-(len(dataset) - run.epoch_iter) // opt.batch_size),
                desc='epoch %d/%d' % (epoch, last_epoch), unit='it', dynamic_ncols=True, file=sys.stdout,
                mininterval=0.1 if sys.stdout.isatty() else 30, disable=not distributed.is_main())
     loaded = time.time()
     for data in bar:
         started, batch = time.time(), data['A'].shape[0]
         model.set_input(data)
-        train_step(model, opt, counters, batch)
+        train_step(model, opt, run, batch)
         seconds = {'step': time.time() - started, 'data': started - loaded, 'epoch_size': len(dataset)}
-        losses = report(model, visualizer, opt, counters, batch, seconds)
-        if opt.val_dataroot and crossed(counters['total_iters'], batch, opt.val_freq_iters):
-            validate(model, validator, counters)
+        losses = report(model, visualizer, opt, run, batch, seconds)
+        if opt.val_dataroot and crossed(run.total_iters, batch, opt.val_freq_iters):
+            validate(model, validator, run)
         postfix = {k: '%.3f' % losses[k] for k in ('G_A', 'cycle_A', 'D_A', 'H')}
         if validator and validator.last:
             postfix['val_' + validator.metric] = '%.4f' % validator.last.get(validator.metric, float('nan'))
         bar.set_postfix(postfix, refresh=False)
-        if crossed(counters['total_iters'], batch, opt.save_latest_freq):
-            save(model, 'iter_%d' % counters['total_iters'] if opt.save_by_iter else 'latest', counters)
+        if crossed(run.total_iters, batch, opt.save_latest_freq):
+            save(model, 'iter_%d' % run.total_iters if opt.save_by_iter else 'latest', run)
         if distributed.any_rank(stop.requested):
             bar.close()
-            save(model, 'latest', counters)
+            save(model, 'latest', run)
             return False
         loaded = time.time()
     bar.close()
     if opt.lr_step_after_epoch:
         model.update_learning_rate()
-    counters['epoch_done'] = True
+    run.epoch_done = True
     if opt.val_dataroot and epoch % opt.val_freq == 0:
-        validate(model, validator, counters)
+        validate(model, validator, run)
     if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
-        save(model, 'latest', counters)
+        save(model, 'latest', run)
         if epoch % opt.save_epoch_freq == 0:
-            save(model, epoch, counters)
-    counters.update(epoch_iter=0, epoch_done=False)
+            save(model, epoch, run)
+    run.next_epoch()
     return True
 
 
@@ -173,20 +170,19 @@ def train(options, opt):
     main_process = distributed.is_main()
     if main_process:
         check_disk_space(model)
-    counters = resume(model, opt)
+    run = resume(model, opt)
     if main_process:
-        warn_about_zero_learning_rate(opt, counters['epoch'])
+        warn_about_zero_learning_rate(opt, run.epoch)
         options.save(opt, model.save_dir)  # only now: a refused --continue_train leaves the run's options as they were
         print('The number of training images = %d (per process)' % len(dataset))
     visualizer = Visualizer(opt) if main_process else None
     validator = Validator(opt, model.save_dir) if opt.val_dataroot and main_process else None
     with StopRequest() as stop:
-        for epoch in range(counters['epoch'], opt.n_epochs + opt.n_epochs_decay + 1):
-            counters['epoch'] = epoch
-            if not run_epoch(model, dataset, visualizer, validator, opt, counters, stop):
+        while run.epoch <= opt.n_epochs + opt.n_epochs_decay:
+            if not run_epoch(model, dataset, visualizer, validator, opt, run, stop):
                 if main_process:
                     print('stopped: saved %s/latest_* at epoch %d, image %d; resume with --continue_train'
-                          % (model.save_dir, epoch, counters['epoch_iter']))
+                          % (model.save_dir, run.epoch, run.epoch_iter))
                 return 130
             if main_process and visualizer.use_html:
                 visualizer.save_page()

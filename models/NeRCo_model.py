@@ -58,20 +58,22 @@ class NeRCoModel(BaseModel):
         else:
             self.model_names = ['G_A', 'Pre', 'H']
             self.visual_names = ['real_A', 'fake_B']
-        g_args = (opt.ngf, opt.netG, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain, self.device)
-        net_args = (opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain, self.device)
-        self.netG_A = execution.prepare(networks.define_G(opt.input_nc * 2, opt.output_nc, *g_args), opt)
-        self.netPre = execution.prepare(networks.define_Pre(opt.input_nc, opt.ngf, *net_args), opt)
-        self.netH = execution.prepare(networks.define_H(opt.input_nc, opt.output_nc, opt.ngf, *net_args), opt)
+        shared = dict(norm=opt.norm, init_type=opt.init_type, init_gain=opt.init_gain, device=self.device)
+        g_args = dict(shared, ngf=opt.ngf, netG=opt.netG, use_dropout=not opt.no_dropout)
+        self.netG_A = execution.prepare(networks.define_G(opt.input_nc * 2, opt.output_nc, **g_args), opt)
+        self.netPre = execution.prepare(
+            networks.define_Pre(opt.input_nc, ngf=opt.ngf, use_dropout=not opt.no_dropout, **shared), opt)
+        self.netH = execution.prepare(
+            networks.define_H(opt.input_nc, opt.output_nc, ngf=opt.ngf, use_dropout=not opt.no_dropout, **shared), opt)
         if not self.isTrain:
             return
 
-        self.netG_B = execution.prepare(networks.define_G(opt.output_nc, opt.input_nc, *g_args), opt)
-        d_args = (opt.ndf, opt.netD, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain, self.device)
-        self.netD_A = execution.prepare(networks.define_D(opt.output_nc, *d_args), opt)
-        self.netD_B = execution.prepare(networks.define_D(opt.input_nc, *d_args), opt)
-        self.netD_A_edge = execution.prepare(networks.define_D(opt.output_nc, *d_args), opt)
-        self.netD_B_edge = execution.prepare(networks.define_D(opt.input_nc, *d_args), opt)
+        self.netG_B = execution.prepare(networks.define_G(opt.output_nc, opt.input_nc, **g_args), opt)
+        d_args = dict(shared, ndf=opt.ndf, netD=opt.netD, n_layers_D=opt.n_layers_D)
+        self.netD_A = execution.prepare(networks.define_D(opt.output_nc, **d_args), opt)
+        self.netD_B = execution.prepare(networks.define_D(opt.input_nc, **d_args), opt)
+        self.netD_A_edge = execution.prepare(networks.define_D(opt.output_nc, **d_args), opt)
+        self.netD_B_edge = execution.prepare(networks.define_D(opt.input_nc, **d_args), opt)
         self.discriminators = [self.netD_A, self.netD_B, self.netD_A_edge, self.netD_B_edge]
         self.clip_model = load_clip(opt.clip_pretrained, self.device, opt.channels_last)
         self.text_discriminator = TextDiscriminator(self.clip_model)
@@ -90,6 +92,7 @@ class NeRCoModel(BaseModel):
         self.optimizer_D = torch.optim.Adam(
             itertools.chain(*(net.parameters() for net in self.discriminators)), lr=opt.lr, betas=(opt.beta1, 0.999))
         self.optimizers = [self.optimizer_G, self.optimizer_D]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=opt.amp == 'fp16')
 
     def set_input(self, input):
         AtoB = self.opt.direction == 'AtoB'

@@ -1,17 +1,14 @@
 """BaseModel: the template every model follows (CycleGAN's interface), and what they share: device, schedulers,
-visuals, losses, checkpoints and the training state."""
+visuals, losses and checkpoints."""
 import os
-import random
 import re
 import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 
-import numpy as np
 import torch
 
 from util import distributed, runtime
-from util.util import UserError
 from . import checkpoints, execution, networks
 
 
@@ -33,7 +30,6 @@ class BaseModel(ABC):
         self.visual_names = []
         self.optimizers = []
         self.schedulers = []
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=opt.isTrain and opt.amp == 'fp16')
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -102,10 +98,6 @@ class BaseModel(ABC):
                    for name in self.model_names}
         checkpoints.save_set(self.save_dir, label, {**objects, **(extra or {})})
 
-    def save_checkpoint(self, label, counters):
-        """The networks and the training state (what --continue_train restores) as one set."""
-        self.save_networks(label, {checkpoints.state_path(self.save_dir, label): self.training_state(counters)})
-
     def load_networks(self, label):
         available = checkpoints.available_labels(self.save_dir, self.model_names)
         paths = {name: checkpoints.network_path(self.save_dir, label, name) for name in self.model_names}
@@ -125,54 +117,3 @@ class BaseModel(ABC):
         for net in nets if isinstance(nets, list) else [nets]:
             if net is not None:
                 net.requires_grad_(requires_grad)
-
-    def training_state(self, counters):
-        """Everything besides the weights that an exact resume needs: counters, optimizers, schedulers, image
-        pools and random generators, as tensors and plain values (so it loads with weights_only=True)."""
-        kind, key, pos, has_gauss, gauss = np.random.get_state()
-        return {'counters': dict(counters),
-                'optimizers': [o.state_dict() for o in self.optimizers],
-                'schedulers': [s.state_dict() for s in self.schedulers],
-                'pools': {name: getattr(self, name).state_dict() for name in getattr(self, 'pool_names', [])},
-                'scaler': self.scaler.state_dict(),
-                'rng': {'python': random.getstate(), 'numpy': (kind, torch.from_numpy(key.astype(np.int64)), pos,
-                                                               has_gauss, gauss),
-                        'torch': torch.get_rng_state(),
-                        'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
-
-    def load_training_state(self, label):
-        """Restore optimizers, schedulers, pools and random generators (the last two in single-process runs only);
-        return the saved counters, or None when the run was saved by the official code (weights only)."""
-        path = checkpoints.state_path(self.save_dir, label)
-        checkpoints.check_set(self.save_dir, label, [path])
-        state = checkpoints.read_training_state(path)
-        if state is None:
-            return None
-        try:
-            for optimizer, saved in zip(self.optimizers, state['optimizers']):
-                optimizer.load_state_dict(saved)
-                for param, entry in optimizer.state.items():
-                    for key, value in entry.items():
-                        if value.dim() and value.shape != param.shape:
-                            raise ValueError('%s of shape %s for a parameter of shape %s'
-                                             % (key, tuple(value.shape), tuple(param.shape)))
-        except (ValueError, KeyError) as exc:
-            raise UserError('%s: the optimizer state does not fit these networks (%s); it was saved by a run with '
-                            'other options (--ngf, --ndf, --netG, --netD, --norm), or delete it to resume from the '
-                            'weights alone' % (path, exc)) from None
-        for scheduler, saved in zip(self.schedulers, state['schedulers']):
-            scheduler.load_state_dict(saved)
-        if state.get('scaler'):
-            self.scaler.load_state_dict(state['scaler'])
-        if distributed.world_size() > 1:
-            return state['counters']  # the saved pools and random state are rank 0's; each rank keeps its own
-        for name, saved in state['pools'].items():
-            getattr(self, name).load_state_dict(saved, self.device)
-        rng = state['rng']
-        random.setstate(rng['python'])
-        kind, key, pos, has_gauss, gauss = rng['numpy']
-        np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, gauss))
-        torch.set_rng_state(rng['torch'].cpu())
-        if rng['cuda'] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng['cuda']])
-        return state['counters']

@@ -151,7 +151,7 @@ def load_network(net, path, name, available=()):
 
 
 def read_training_state(path):
-    """The training state saved at path (see BaseModel.training_state), None if there is none."""
+    """The training state saved at path (see training/state.py), None if there is none."""
     if not os.path.isfile(path):
         return None
     return read(path, 'delete it to resume from the weights alone')

@@ -19,6 +19,7 @@ from test_evaluation import make_pairs, save_tiny_checkpoint
 from test_pipeline import TINY, make_dataset_folders, run_script, write_image
 from test_reliability import one_line_error, train_argv
 from util.util import UserError
+from training.state import RunState, load_training_state, save_checkpoint
 
 
 def test_enhance_py_never_writes_over_an_input(tmp_path):
@@ -149,8 +150,9 @@ sys.path.insert(0, {root!r})
 sys.path.insert(0, os.path.join({root!r}, 'tests'))
 import torch
 from conftest import build_model, train_options
+from training.state import RunState, save_checkpoint
 model = build_model(train_options(__import__('pathlib').Path({tmp!r}), '--ngf', '8', '--ndf', '8', '--name', 'run'))
-model.save_checkpoint('latest', {{'epoch': 1}})
+save_checkpoint(model, 'latest', RunState(epoch=1))
 torch.save({{k: v.clone() for k, v in model.netPre.state_dict().items()}}, os.path.join({tmp!r}, 'old_Pre.pt'))
 with torch.no_grad():
     for net in model.networks():
@@ -164,7 +166,7 @@ def replace(src, dst):
         os.kill(os.getpid(), signal.SIGKILL)
     return real_replace(src, dst)
 os.replace = replace
-model.save_checkpoint('latest', {{'epoch': 2}})
+save_checkpoint(model, 'latest', RunState(epoch=2))
 """
 
 
@@ -179,15 +181,15 @@ def test_a_kill_while_saving_leaves_one_whole_set(tmp_path, kill_at, survivor):
     assert not [name for name in os.listdir(folder) if name.endswith('.tmp')]
     model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--name', 'run'))
     model.load_networks('latest')
-    assert model.load_training_state('latest')['epoch'] == (1 if survivor == 'old' else 2)
+    assert load_training_state(model, 'latest').epoch == (1 if survivor == 'old' else 2)
     expected = torch.load(tmp_path / ('%s_Pre.pt' % survivor), weights_only=True)
     assert all(torch.equal(value, model.netPre.state_dict()[key]) for key, value in expected.items())
 
 
 def test_a_mixed_checkpoint_set_is_refused(tmp_path):
     model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--name', 'run'))
-    model.save_checkpoint('latest', {'epoch': 1})
-    model.save_checkpoint('5', {'epoch': 5})
+    save_checkpoint(model, 'latest', RunState(epoch=1))
+    save_checkpoint(model, '5', RunState(epoch=5))
     folder = tmp_path / 'saves' / 'run'
     with torch.no_grad():
         model.netPre.model[1].weight.add_(1.0)
@@ -200,7 +202,7 @@ def test_a_mixed_checkpoint_set_is_refused(tmp_path):
 def test_a_full_disk_while_saving_is_one_line_and_keeps_the_previous_set(tmp_path, monkeypatch):
     import errno
     model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--name', 'run'))
-    model.save_checkpoint('latest', {'epoch': 1})
+    save_checkpoint(model, 'latest', RunState(epoch=1))
     folder = tmp_path / 'saves' / 'run'
     before = {name: (folder / name).read_bytes() for name in os.listdir(folder)}
     real_write, calls = checkpoints.write_temporary, []
@@ -222,7 +224,7 @@ def test_a_full_disk_while_saving_is_one_line_and_keeps_the_previous_set(tmp_pat
 
     monkeypatch.setattr(checkpoints, 'write_temporary', write_until_full)
     with pytest.raises(UserError) as error:
-        model.save_checkpoint('latest', {'epoch': 2})
+        save_checkpoint(model, 'latest', RunState(epoch=2))
     message = str(error.value)
     assert message.startswith('%s: disk full while saving checkpoint latest (it needs ' % folder)
     assert 'the previous latest checkpoint is kept' in message and '\n' not in message
