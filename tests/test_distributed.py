@@ -1,6 +1,7 @@
 """torchrun with 2 gloo processes on the CPU: identical weights on both ranks, files from rank 0 only, and the
 checkpoints load in a single-process run."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -107,3 +108,31 @@ train.main()
     assert 'step skipped' in result.stdout
     state = torch.load(tmp_path / 'saves' / 'nan' / 'latest_net_G_A.pth', weights_only=True)
     assert all(torch.isfinite(v).all() for v in state.values())
+
+
+def test_other_ranks_wait_for_rank_0_to_complete_a_set_left_half_renamed_by_a_kill(tmp_path):
+    """A save killed after its commit leaves files under their temporary names; rank 0 completes the set on entry
+    (here slowly), and rank 1 must not read the checkpoints before that."""
+    torchrun(tmp_path, 'train.py', 'kill')
+    folder = tmp_path / 'saves' / 'kill'
+    manifest = json.loads((folder / 'latest_checkpoint.json').read_text())
+    for name in ('latest_net_G_A.pth', 'latest_net_Pre.pth', 'latest_train_state.pth'):
+        temporary = '.%s.killed.tmp' % name
+        os.replace(folder / name, folder / temporary)
+        manifest['files'][name]['temporary'] = temporary
+    (folder / 'latest_checkpoint.json').write_text(json.dumps(manifest))
+    entry = tmp_path / 'slow_recovery.py'
+    entry.write_text(f"""import os, sys, time
+sys.path.insert(0, {ROOT!r})
+import train
+from models import checkpoints
+real_recover = checkpoints.recover
+def recover(folder):
+    time.sleep(3)
+    real_recover(folder)
+checkpoints.recover = recover
+train.main()
+""")
+    _, result = torchrun(tmp_path, str(entry), 'kill', '--continue_train', '--n_epochs', '2')
+    assert 'resuming at epoch 3, image 0 (4 images seen)' in result.stdout
+    assert not [name for name in os.listdir(folder) if name.endswith('.tmp')]

@@ -59,8 +59,22 @@ class RunFolder:
         self.owner = '%d@%s' % (os.getpid(), socket.gethostname())
 
     def __enter__(self):
-        if not distributed.is_main():
-            return self
+        """Rank 0 takes the folder; under torchrun the other ranks wait until it holds the folder and has recovered
+        its checkpoint sets, and leave (exit status 1, rank 0 says why) when it could not."""
+        error = None
+        if distributed.is_main():
+            try:
+                self.acquire()
+            except UserError as exc:
+                error = str(exc)
+        error = distributed.broadcast_object(error)  # the other ranks wait here
+        if error is not None:
+            if not distributed.is_main():
+                raise SystemExit(1)
+            raise UserError(error)
+        return self
+
+    def acquire(self):
         while True:
             try:
                 fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -76,7 +90,6 @@ class RunFolder:
             raise UserError('%s holds the checkpoints of an earlier run (%s); add --continue_train to resume it, '
                             'choose another --name, or add --overwrite to start afresh over it'
                             % (self.path, ', '.join(labels)))
-        return self
 
     def remove_stale_lock(self):
         """Remove the lock of a run that died on this machine; a UserError if its owner may still be running."""

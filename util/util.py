@@ -28,12 +28,6 @@ def command(main):
     return run
 
 
-def out_of_memory(path, height, width):
-    """The line that names an image too large for the GPU and what to do."""
-    return ('skipped %s: out of GPU memory at %dx%d; try --tile 512, --amp bf16, a smaller copy (--preprocess '
-            'scale_width --load_size N) or the CPU' % (path, width, height))
-
-
 def write_temporary(path, write):
     """Call write(file) on a new hidden temporary file beside path (.<name>.<random>.tmp) that gets the mode the
     umask gives new files, fsync it and return its path; it is removed again if write fails."""
