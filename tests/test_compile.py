@@ -9,15 +9,12 @@ from PIL import Image
 from torch._dynamo.utils import counters
 
 from conftest import build_model, train_options
+from helpers import TINY, image_pair, make_test_options, one_line_error, run_script, save_tiny_checkpoint
 from models import execution
 from models.inference import Enhancer
 from models.nrn import CHUNK_PIXELS
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from test_evaluation import image_pair, save_tiny_checkpoint
-from test_model import make_test_options
-from test_pipeline import TINY, run_script
-from test_reliability import one_line_error
 from util.util import UserError
 
 GENERATORS = ('G_A', 'G_B', 'Pre', 'H')

@@ -12,11 +12,10 @@ import torch
 from PIL import Image
 
 from conftest import ROOT
+from helpers import TINY, make_dataset_folders, make_validation_set, run_script
 from data import EpochSampler
 from enhancer import load_enhancer
 from metrics import scores as metrics
-from test_pipeline import TINY, make_dataset_folders, run_script
-from test_validation import make_validation_set
 
 
 def test_sampler_shards_one_permutation_between_ranks():

@@ -14,22 +14,14 @@ from scipy import ndimage
 from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import ROOT, build_model, train_options
+from conftest import ROOT
+from helpers import TINY, image_pair, make_dataset_folders, make_pairs, run_script, save_tiny_checkpoint, write_image
 from metrics import scores as metrics
 from metrics.evaluation import column_means, evaluate
 from models.NeRCo_model import NeRCoModel
-from options.train_options import TrainOptions
-from test_pipeline import TINY, make_dataset_folders, run_script, write_image
 from util.util import UserError
 
 REAL_LOWLIGHT = os.path.join(os.path.dirname(ROOT), 'shared', 'real_lowlight')
-
-
-def image_pair(seed, size=(45, 61)):
-    rng = np.random.default_rng(seed)
-    truth = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-    noisy = np.clip(truth.astype(int) + rng.integers(-40, 41, truth.shape), 0, 255).astype(np.uint8)
-    return noisy, truth
 
 
 @pytest.mark.parametrize('seed', range(3))
@@ -187,17 +179,6 @@ def test_evaluate_without_ground_truth_gives_niqe_and_clear_errors(tmp_path):
     assert result.returncode != 0 and 'folder not found' in result.stderr and 'Traceback' not in result.stderr
 
 
-def save_tiny_checkpoint(tmp_path, name='tiny'):
-    """Random tiny weights saved as train.py saves them (with train_opt.txt and .json recording --ngf 8)."""
-    options = TrainOptions()
-    opt = train_options(tmp_path, '--name', name, '--ngf', '8', '--ndf', '8', options=options)
-    torch.manual_seed(0)
-    model = build_model(opt)
-    model.save_networks('latest')
-    options.save(opt, model.save_dir)
-    return model.save_dir
-
-
 def test_test_script_with_metrics_scores_against_testB(tmp_path):
     data = make_dataset_folders(str(tmp_path / 'data'), size=(200, 196))  # NIQE needs 2x2 blocks of 96x96
     for i in range(2):
@@ -223,15 +204,6 @@ def test_test_script_with_metrics_scores_against_testB(tmp_path):
     assert not np.isnan(niqe).any()
     assert float(rows['img1_fake_B.png']['niqe']) == pytest.approx(niqe[1], abs=1e-5)
     assert float(rows['mean']['niqe']) == pytest.approx(np.mean(niqe), abs=1e-5)
-
-
-def make_pairs(root, folders, names):
-    for folder in folders:
-        for side in ('low', 'high'):
-            for i, name in enumerate(names):
-                path = os.path.join(root, folder, side, name)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(path)
 
 
 def test_prepare_dataset_lol_and_lsrw_layouts(tmp_path):

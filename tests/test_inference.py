@@ -8,12 +8,11 @@ from PIL import Image
 
 import test as test_script
 from conftest import build_model, train_options
+from helpers import image_pair, make_test_options, save_tiny_checkpoint
 from enhancer import load_enhancer
 from models.generators import ResnetBlock
 from models.inference import Enhancer
 from models.networks import get_norm_layer
-from test_evaluation import image_pair, save_tiny_checkpoint
-from test_model import make_test_options
 from training.validation import Validator
 
 

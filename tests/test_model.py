@@ -4,27 +4,12 @@ import os
 import pytest
 import torch
 
-from conftest import FIXTURES, NETWORKS, build_model, fill_model, train_options
-from fill import fill_state_dict, fill_tensor
+from conftest import NETWORKS, build_model, fill_model, train_options
+from helpers import make_test_options, write_official_checkpoints
+from fill import fill_state_dict
 from models.inference import Enhancer
-from options.test_options import TestOptions
 from training.state import RunState, training_state
 from util.util import UserError
-
-
-def write_official_checkpoints(directory, manifest, names=('G_A', 'Pre', 'H'), prefix='', extra=None):
-    """latest_net_<name>.pth files as the official code writes them, filled from manifest.json."""
-    os.makedirs(directory, exist_ok=True)
-    for name in names:
-        state = {prefix + k: fill_tensor(k, shape, prefix=name + '.') for k, shape in manifest[name].items()}
-        state.update((extra or {}).get(name, {}))
-        torch.save(state, os.path.join(directory, 'latest_net_%s.pth' % name))
-
-
-def make_test_options(tmp_path, *extra):
-    argv = ['--dataroot', str(tmp_path / 'data'), '--checkpoints_dir', str(tmp_path / 'saves'), '--name', 'LSRW',
-            '--gpu_ids', '-1'] + list(extra)
-    return TestOptions().parse(argv)
 
 
 def load_test_model(tmp_path, *extra):

@@ -1,47 +1,18 @@
 """Options, datasets, and train.py -> test.py end to end through the real scripts, with resume and HTML pages."""
 import os
-import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, train_options
+from conftest import train_options
+from helpers import TINY, make_dataset_folders, referenced_files_exist, run_script, write_image
 from util import runtime
 from util.util import UserError
 from data import create_dataset
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-
-TINY = ['--gpu_ids', '-1', '--ngf', '8', '--ndf', '8', '--num_threads', '0']
-
-
-def write_image(path, size=(24, 20), mode='RGB', seed=0, **save_args):
-    rng = np.random.default_rng(seed)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    w, h = size
-    if mode == 'I;16':
-        Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16)).save(path)
-        return
-    image = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
-    image.convert(mode).save(path, **save_args)
-
-
-def make_dataset_folders(root, n=2, size=(40, 36)):
-    for folder in ('trainA', 'trainB', 'testA'):
-        for i in range(n):
-            write_image(os.path.join(root, folder, 'img%d.png' % i), size, seed=i + hash(folder) % 100)
-    return root
-
-
-def run_script(script, *args):
-    result = subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
-    return result
-
 
 def test_official_training_flags_are_accepted(tmp_path):
     opt = train_options(tmp_path, '--name', 'LSRW', '--netG', 'resnet_9blocks', '--netD', 'basic', '--norm',
@@ -120,15 +91,6 @@ def test_exif_orientation_is_applied(tmp_path):
     write_image(path, (30, 10), exif=exif.tobytes())
     from util.images import load_rgb
     assert load_rgb(path).size == (10, 30)
-
-
-def referenced_files_exist(page):
-    html = open(page).read()
-    refs = re.findall(r'src="([^"]+)"', html)
-    assert refs, page
-    for ref in refs:
-        assert os.path.isfile(os.path.join(os.path.dirname(page), ref)), ref
-    return refs
 
 
 def test_train_then_test_end_to_end_with_resume(tmp_path):

@@ -12,26 +12,11 @@ import torch
 
 import train as train_script
 from conftest import ROOT, build_model, train_options
+from helpers import (TINY, make_dataset_folders, one_line_error, run_script, train_argv, write_image,
+                      write_official_checkpoints)
 from data import create_dataset
 from models.NeRCo_model import NeRCoModel
-from test_pipeline import TINY, make_dataset_folders, run_script, write_image
 from util.util import UserError
-
-TRAIN = ['--clip_pretrained', 'none', '--display_id', '0', '--load_size', '36', '--crop_size', '32',
-         '--n_epochs', '1', '--n_epochs_decay', '1', '--print_freq', '1', '--save_latest_freq', '1',
-         '--save_epoch_freq', '10', '--no_html', '--seed', '7', '--pool_size', '2']
-
-
-def train_argv(tmp_path, *extra):
-    return ['--dataroot', str(tmp_path / 'data'), '--name', 'run', '--checkpoints_dir', str(tmp_path / 'saves'),
-            *TINY, *TRAIN, *extra]
-
-
-def one_line_error(result):
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-2000:]
-    return lines[-1]
-
 
 def test_missing_trainB_is_named(tmp_path):
     make_dataset_folders(str(tmp_path / 'data'))
@@ -50,7 +35,6 @@ def test_folder_without_images_is_named(tmp_path):
 
 
 def test_corrupt_test_images_are_skipped_named_and_counted(tmp_path):
-    from test_model import write_official_checkpoints
     import json
     data = str(tmp_path / 'data')
     write_image(os.path.join(data, 'testA', 'good.png'), (20, 12))
@@ -235,7 +219,6 @@ def test_out_of_gpu_memory_names_the_remedies_and_keeps_the_last_checkpoint(tmp_
 
 
 def test_an_image_too_large_for_the_gpu_is_skipped_and_named(tmp_path):
-    from test_model import write_official_checkpoints
     import json
     data = str(tmp_path / 'data')
     write_image(os.path.join(data, 'testA', 'small.png'), (20, 12))

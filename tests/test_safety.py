@@ -13,11 +13,10 @@ from PIL import Image
 
 import train as train_script
 from conftest import ROOT, build_model, train_options
+from helpers import (TINY, make_dataset_folders, make_pairs, one_line_error, run_script, save_tiny_checkpoint,
+                      train_argv, write_image)
 from models import checkpoints
 from models.NeRCo_model import NeRCoModel
-from test_evaluation import make_pairs, save_tiny_checkpoint
-from test_pipeline import TINY, make_dataset_folders, run_script, write_image
-from test_reliability import one_line_error, train_argv
 from util.util import UserError
 from training.state import RunState, load_training_state, save_checkpoint
 

@@ -11,19 +11,9 @@ from PIL import Image
 
 import train as train_script
 from conftest import build_model, train_options
+from helpers import TINY, make_dataset_folders, make_validation_set, referenced_files_exist, run_script, train_argv
 from enhancer import load_enhancer
 from metrics import scores as metrics
-from test_pipeline import TINY, make_dataset_folders, referenced_files_exist, run_script, write_image
-from test_reliability import train_argv
-
-
-def make_validation_set(root, ground_truth=True, n=2, size=(200, 196)):
-    """testA (and testB) with images large enough for NIQE (two 96x96 blocks)."""
-    for i in range(n):
-        write_image(os.path.join(root, 'testA', 'v%d.png' % i), size, seed=20 + i)
-        if ground_truth:
-            write_image(os.path.join(root, 'testB', 'v%d.png' % i), size, seed=30 + i)
-    return root
 
 
 def logged(folder):

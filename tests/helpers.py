@@ -1,0 +1,115 @@
+"""Helpers shared by the test modules: tiny options, generated images and data sets, running a command as a user
+would, and tiny checkpoints."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+from conftest import ROOT, build_model, train_options
+from fill import fill_tensor
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+
+TINY = ['--gpu_ids', '-1', '--ngf', '8', '--ndf', '8', '--num_threads', '0']
+TRAIN = ['--clip_pretrained', 'none', '--display_id', '0', '--load_size', '36', '--crop_size', '32',
+         '--n_epochs', '1', '--n_epochs_decay', '1', '--print_freq', '1', '--save_latest_freq', '1',
+         '--save_epoch_freq', '10', '--no_html', '--seed', '7', '--pool_size', '2']
+
+
+def write_image(path, size=(24, 20), mode='RGB', seed=0, **save_args):
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    w, h = size
+    if mode == 'I;16':
+        Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16)).save(path)
+        return
+    image = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    image.convert(mode).save(path, **save_args)
+
+
+def make_dataset_folders(root, n=2, size=(40, 36)):
+    for folder in ('trainA', 'trainB', 'testA'):
+        for i in range(n):
+            write_image(os.path.join(root, folder, 'img%d.png' % i), size, seed=i + hash(folder) % 100)
+    return root
+
+
+def run_script(script, *args):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    return result
+
+
+def referenced_files_exist(page):
+    html = open(page).read()
+    refs = re.findall(r'src="([^"]+)"', html)
+    assert refs, page
+    for ref in refs:
+        assert os.path.isfile(os.path.join(os.path.dirname(page), ref)), ref
+    return refs
+
+
+def one_line_error(result):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+    return lines[-1]
+
+
+def train_argv(tmp_path, *extra):
+    return ['--dataroot', str(tmp_path / 'data'), '--name', 'run', '--checkpoints_dir', str(tmp_path / 'saves'),
+            *TINY, *TRAIN, *extra]
+
+
+def image_pair(seed, size=(45, 61)):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    noisy = np.clip(truth.astype(int) + rng.integers(-40, 41, truth.shape), 0, 255).astype(np.uint8)
+    return noisy, truth
+
+
+def make_pairs(root, folders, names):
+    for folder in folders:
+        for side in ('low', 'high'):
+            for i, name in enumerate(names):
+                path = os.path.join(root, folder, side, name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(path)
+
+
+def make_validation_set(root, ground_truth=True, n=2, size=(200, 196)):
+    """testA (and testB) with images large enough for NIQE (two 96x96 blocks)."""
+    for i in range(n):
+        write_image(os.path.join(root, 'testA', 'v%d.png' % i), size, seed=20 + i)
+        if ground_truth:
+            write_image(os.path.join(root, 'testB', 'v%d.png' % i), size, seed=30 + i)
+    return root
+
+
+def save_tiny_checkpoint(tmp_path, name='tiny'):
+    """Random tiny weights saved as train.py saves them (with train_opt.txt and .json recording --ngf 8)."""
+    options = TrainOptions()
+    opt = train_options(tmp_path, '--name', name, '--ngf', '8', '--ndf', '8', options=options)
+    torch.manual_seed(0)
+    model = build_model(opt)
+    model.save_networks('latest')
+    options.save(opt, model.save_dir)
+    return model.save_dir
+
+
+def make_test_options(tmp_path, *extra):
+    argv = ['--dataroot', str(tmp_path / 'data'), '--checkpoints_dir', str(tmp_path / 'saves'), '--name', 'LSRW',
+            '--gpu_ids', '-1'] + list(extra)
+    return TestOptions().parse(argv)
+
+
+def write_official_checkpoints(directory, manifest, names=('G_A', 'Pre', 'H'), prefix='', extra=None):
+    """latest_net_<name>.pth files as the official code writes them, filled from manifest.json."""
+    os.makedirs(directory, exist_ok=True)
+    for name in names:
+        state = {prefix + k: fill_tensor(k, shape, prefix=name + '.') for k, shape in manifest[name].items()}
+        state.update((extra or {}).get(name, {}))
+        torch.save(state, os.path.join(directory, 'latest_net_%s.pth' % name))
