@@ -227,12 +227,11 @@ class NeRCoModel(BaseModel):
         raise FloatingPointError('non-finite loss: %s' % ', '.join(bad))
 
     def take_step(self, optimizer, loss, names):
-        """Backpropagate loss, average the gradients over the processes under torchrun, and step optimizer unless
-        a loss is non-finite (check_finite). The gradients are freed right away, so they do not occupy memory
-        during the other half of the GAN step. Returns whether the step was taken."""
+        """Backpropagate loss (under torchrun the networks average their gradients over the processes as it
+        runs), and step optimizer unless a loss is non-finite (check_finite). The gradients are freed right away,
+        so they do not occupy memory during the other half of the GAN step. Returns whether the step was taken."""
         optimizer.zero_grad(set_to_none=True)  # in case a caller left gradients behind (e.g. backward_G)
         self.scaler.scale(loss).backward()
-        distributed.average_gradients(p for group in optimizer.param_groups for p in group['params'])
         finite = self.check_finite(loss, names)
         if finite:
             self.scaler.step(optimizer)

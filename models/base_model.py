@@ -48,13 +48,12 @@ class BaseModel(ABC):
         """One training step: losses, gradients, weight updates."""
 
     def setup(self, opt):
-        """Create schedulers; load weights for testing or for --continue_train; under torchrun, give every process
-        rank 0's weights; print the networks."""
+        """Create schedulers; load weights for testing or for --continue_train; print the networks. (Under torchrun
+        every process starts from rank 0's weights: see execution.data_parallel.)"""
         if self.isTrain:
             self.schedulers = [networks.get_scheduler(optimizer, opt) for optimizer in self.optimizers]
         if not self.isTrain or opt.continue_train:
             self.load_networks(checkpoints.label(opt))
-        distributed.broadcast_parameters(self.networks())
         if distributed.is_main():
             self.print_networks(opt.verbose)
 

@@ -1,9 +1,11 @@
 """How the networks run, apart from what they compute: spread over GPUs, memory layout, recomputation in the
 backward pass (--activation_checkpointing), mixed precision (--amp) and compilation (--compile)."""
 import contextlib
+import inspect
 
 import torch
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from util import distributed
 from util.util import UserError
@@ -18,8 +20,8 @@ def prepare(net, opt):
     """net as the options ask it to run: NHWC weights with --channels_last (convolutions then pass the layout on to
     their outputs); ResNet blocks that recompute their activations in the backward pass with
     --activation_checkpointing (training only); compiled in place with --compile (its state_dict keys stay those of
-    the eager network); SyncBatchNorm for --norm batch under torchrun; DataParallel over --gpu_ids 0,1,... in one
-    process (the options refuse it with --compile)."""
+    the eager network); under torchrun SyncBatchNorm for --norm batch and, for training, DistributedDataParallel;
+    DataParallel over --gpu_ids 0,1,... in one process (the options refuse it with --compile)."""
     if opt.channels_last:
         net = net.to(memory_format=torch.channels_last)
     for block in net.modules():
@@ -34,13 +36,23 @@ def prepare(net, opt):
         # training starts specialised to its crop size and turns dynamic only if another size comes.
         net.compile(mode=opt.compile_mode, dynamic=None if opt.isTrain else True)
     if distributed.world_size() > 1:
-        return nn.SyncBatchNorm.convert_sync_batchnorm(net) if opt.norm == 'batch' else net
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net) if opt.norm == 'batch' else net
+        return data_parallel(net, opt.gpu_ids) if opt.isTrain else net
     return nn.DataParallel(net, opt.gpu_ids) if len(opt.gpu_ids) > 1 else net
 
 
+def data_parallel(net, gpu_ids):
+    """net as a DistributedDataParallel module: rank 0's weights at the start, gradients averaged over the processes
+    during the backward pass. Parameters that get no gradient in a step are found and left alone, as in one
+    process; buffers are not synchronised at each forward, so that rank 0 alone can validate."""
+    sync = ({'forward_sync_buffers': False} if 'forward_sync_buffers' in inspect.signature(DDP).parameters
+            else {'broadcast_buffers': False})  # the newer name, from PyTorch 2.14
+    return DDP(net, device_ids=gpu_ids or None, find_unused_parameters=True, **sync)
+
+
 def unwrap(net):
-    """The network inside a DataParallel wrapper."""
-    return net.module if isinstance(net, nn.DataParallel) else net
+    """The network inside a DataParallel or DistributedDataParallel wrapper."""
+    return net.module if isinstance(net, (nn.DataParallel, DDP)) else net
 
 
 def autocast(opt, device):

@@ -13,6 +13,8 @@ from PIL import Image
 
 from conftest import ROOT
 from helpers import TINY, make_dataset_folders, make_validation_set, run_script
+
+ONE_THREAD = dict(os.environ, OMP_NUM_THREADS='1')
 from data import EpochSampler
 from enhancer import load_enhancer
 from metrics import scores as metrics
@@ -26,16 +28,20 @@ def test_sampler_shards_one_permutation_between_ranks():
     assert list(EpochSampler(5, True, seed=3)) != list(EpochSampler(5, True, seed=4))
 
 
+def tiny_run(tmp_path, name, *extra):
+    """(data folder, train.py arguments) of a tiny run on generated data."""
+    data = make_dataset_folders(str(tmp_path / 'data'), n=4, size=(40, 36))
+    return data, ['--dataroot', data, '--name', name, '--checkpoints_dir', str(tmp_path / 'saves'), *TINY,
+                  '--clip_pretrained', 'none', '--display_id', '0', '--load_size', '36', '--crop_size', '32',
+                  '--n_epochs', '1', '--n_epochs_decay', '1', '--print_freq', '1', '--display_freq', '2',
+                  '--save_epoch_freq', '1', '--seed', '5', *extra]
+
+
 def torchrun(tmp_path, entry, name, *extra):
     """train.py's entry point (or a patched one) under torchrun with 2 gloo processes on tiny generated data."""
-    data = make_dataset_folders(str(tmp_path / 'data'), n=4, size=(40, 36))
-    argv = ['--dataroot', data, '--name', name, '--checkpoints_dir', str(tmp_path / 'saves'), *TINY,
-            '--clip_pretrained', 'none', '--display_id', '0', '--load_size', '36', '--crop_size', '32',
-            '--n_epochs', '1', '--n_epochs_decay', '1', '--print_freq', '1', '--display_freq', '2',
-            '--save_epoch_freq', '1', '--seed', '5', *extra]
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+    data, argv = tiny_run(tmp_path, name, *extra)
     result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-                             entry, *argv], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+                             entry, *argv], cwd=ROOT, capture_output=True, text=True, timeout=300, env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'weights identical on all 2 processes' in result.stdout
     return data, result
@@ -135,3 +141,81 @@ train.main()
     _, result = torchrun(tmp_path, str(entry), 'kill', '--continue_train', '--n_epochs', '2')
     assert 'resuming at epoch 3, image 0 (4 images seen)' in result.stdout
     assert not [name for name in os.listdir(folder) if name.endswith('.tmp')]
+
+
+SAME_AS_ONE_PROCESS = """import os, sys
+sys.path.insert(0, {root!r})
+import torch
+from torch.nn.parallel import DistributedDataParallel
+import train
+import models.NeRCo_model as nerco
+from models.mask_extractor import MaskExtractor
+
+torch.set_default_dtype(torch.float64)  # float32 rounding moves these ill-conditioned gradients by up to 1e-3
+real_load_clip, real_set_input = nerco.load_clip, nerco.NeRCoModel.set_input
+def load_clip(*args):  # the same random CLIP in every process, as a weights file would give
+    rng = torch.get_rng_state()
+    torch.manual_seed(123)
+    clip = real_load_clip(*args).double()
+    torch.set_rng_state(rng)
+    return clip
+def set_input(self, data):
+    real_set_input(self, {{k: v.double() if torch.is_tensor(v) else v for k, v in data.items()}})
+nerco.load_clip, nerco.NeRCoModel.set_input = load_clip, set_input
+
+real_init, real_forward, steps = MaskExtractor.__init__, MaskExtractor.forward, []
+real_step = nerco.NeRCoModel.optimize_parameters
+def init(self, *args, **kwargs):  # a parameter of H with a gradient in the first step only
+    real_init(self, *args, **kwargs)
+    self.extra = torch.nn.Parameter(torch.ones(3))
+def forward(self, x):
+    H, mask = real_forward(self, x)
+    return (H + 1e-3 * self.extra.sum() if len(steps) == 1 else H), mask
+def optimize_parameters(self):
+    if os.environ.get('WORLD_SIZE', '1') != '1':
+        assert all(isinstance(net, DistributedDataParallel) for net in self.networks())
+    steps.append(1)
+    return real_step(self)
+MaskExtractor.__init__, MaskExtractor.forward, nerco.NeRCoModel.optimize_parameters = init, forward, optimize_parameters
+
+real_check, checked = nerco.NeRCoModel.check_finite, []
+def check_finite(self, loss, names):  # called between backward and the optimizer's step: keep step 1's gradients
+    checked.append(1)
+    if len(steps) == 1 and os.environ.get('RANK', '0') == '0':
+        grads = {{name: torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+                 for name, net in zip(self.model_names, self.networks())
+                 if any(p.grad is not None for p in net.parameters())}}
+        torch.save(grads, os.path.join({out!r}, 'grads_%s_%d.pt' % (os.environ.get('WORLD_SIZE', '1'), len(checked))))
+    return real_check(self, loss, names)
+nerco.NeRCoModel.check_finite = check_finite
+train.main()
+"""
+
+
+def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path):
+    """Two processes of batch 1 and one process of batch 2 see the same images (the samples follow one permutation,
+    and every random choice of the data comes from its key), start from the same weights (rank 0's, seed 5 + 0) and
+    compute the same mean loss, with the pools off (--pool_size 0), the edge filter deterministic (--edge_rgb
+    repeat) and the same CLIP in every process; so, in float64, the averaged gradients of their first step agree up
+    to summation order (weights after Adam's steps would not: it turns the rounding noise of gradients that are zero
+    in exact arithmetic, such as those of a bias before an instance norm, into steps of the learning rate). H has an
+    extra parameter with a gradient in the first step only: as in one process, the optimizer leaves it alone
+    afterwards (an averaged zero gradient would let Adam's momentum move it)."""
+    entry = tmp_path / 'same_as_one_process.py'
+    entry.write_text(SAME_AS_ONE_PROCESS.format(root=ROOT, out=str(tmp_path)))
+    common = ('--pool_size', '0', '--edge_rgb', 'repeat')
+    torchrun(tmp_path, str(entry), 'two', *common)
+    _, argv = tiny_run(tmp_path, 'one', *common, '--batch_size', '2')
+    one = subprocess.run([sys.executable, str(entry), *argv], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=ONE_THREAD)
+    assert one.returncode == 0, one.stderr[-3000:]
+    for half, networks in ((1, ('G_A', 'G_B', 'Pre', 'H')), (2, ('D_A', 'D_B', 'D_A_edge', 'D_B_edge'))):
+        two, one = (torch.load(tmp_path / ('grads_%d_%d.pt' % (world, half)), weights_only=True) for world in (2, 1))
+        assert sorted(two) == sorted(one) == sorted(networks)
+        for name in networks:
+            assert two[name].dtype == torch.float64
+            assert (two[name] - one[name]).norm() <= 1e-9 * one[name].norm(), name
+    extra = [torch.load(tmp_path / 'saves' / run / 'latest_net_H.pth', weights_only=True)['extra']
+             for run in ('two', 'one')]
+    assert not torch.equal(extra[1], torch.ones(3))  # it was trained in the first step
+    assert torch.allclose(extra[0], extra[1], rtol=0, atol=1e-7)

@@ -55,31 +55,6 @@ def any_rank(flag):
     return bool(value.item())
 
 
-def broadcast_parameters(modules):
-    """Give every rank rank 0's parameters and buffers (the ranks initialise their networks from different seeds)."""
-    if not dist.is_initialized():
-        return
-    for module in modules:
-        for tensor in [*module.parameters(), *module.buffers()]:
-            dist.broadcast(tensor.data, 0)
-
-
-def average_gradients(parameters):
-    """Replace each gradient by its mean over all ranks (what DistributedDataParallel's backward does), in one
-    all-reduce of the flattened gradients; a parameter without a gradient counts as zero."""
-    if not dist.is_initialized():
-        return
-    parameters = [p for p in parameters if p.requires_grad]
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for p, g in zip(parameters, grads):
-        p.grad = g.copy_(flat[offset:offset + g.numel()].view(g.shape))
-        offset += g.numel()
-
-
 def parameters_agree(modules):
     """Whether every rank holds the same parameters (compares a checksum with rank 0's)."""
     if not dist.is_initialized():
