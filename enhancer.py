@@ -1,12 +1,14 @@
-"""One-call enhancement from Python: load_enhancer(checkpoint folder) returns an Enhancer, a function from a
-low-light image to its enhanced version (the inference path Pre -> H -> G_A, as test.py runs it)."""
+"""One-call enhancement from Python: load_enhancer(checkpoint folder, Hub-layout folder or ONNX file) returns an
+enhancer, a function from a low-light image to its enhanced version (the inference path Pre -> H -> G_A, as test.py
+runs it)."""
 import json
 import os
 
 import torch
 
-from models import create_model, inference
+from models import create_model, deployment, inference
 from options.test_options import TestOptions
+from util.util import UserError
 
 ARCHITECTURE_FLAGS = ('ngf', 'netG', 'norm', 'no_dropout', 'input_nc', 'output_nc')
 
@@ -22,37 +24,51 @@ def read_text_options(path):
     return values
 
 
+def architecture_argv(values):
+    """The architecture flags among values ({flag: value}) as command-line arguments."""
+    argv = []
+    for key in ARCHITECTURE_FLAGS:
+        if key == 'no_dropout':
+            argv += ['--no_dropout'] if str(values.get(key)) == 'True' else []
+        elif key in values:
+            argv += ['--' + key, str(values[key])]
+    return argv
+
+
 def saved_architecture(folder):
     """The architecture flags of the run in folder, as command-line arguments: from train_opt.json (ours), else
     train_opt.txt (the official code's); none when neither is there."""
     json_path, text_path = (os.path.join(folder, 'train_opt' + ext) for ext in ('.json', '.txt'))
     if os.path.isfile(json_path):
         with open(json_path) as f:
-            values = {k: str(v) for k, v in json.load(f).items()}
-    elif os.path.isfile(text_path):
-        values = read_text_options(text_path)
-    else:
-        return []
-    argv = []
-    for key in ARCHITECTURE_FLAGS:
-        if key == 'no_dropout':
-            argv += ['--no_dropout'] if values.get(key) == 'True' else []
-        elif key in values:
-            argv += ['--' + key, values[key]]
-    return argv
+            return architecture_argv(json.load(f))
+    if os.path.isfile(text_path):
+        return architecture_argv(read_text_options(text_path))
+    return []
 
 
-def load_enhancer(folder, epoch='latest', device='cpu', options=(), hint=inference.HINT):
-    """An Enhancer (models/inference.py) for the checkpoints in folder (e.g. "saves/LSRW"), with the architecture
-    recorded there; options are extra test.py flags (e.g. ['--tile', '512']), hint what its out-of-GPU-memory line
-    suggests."""
-    folder = os.path.abspath(folder)
-    argv = ['--dataroot', folder, '--name', os.path.basename(folder), '--checkpoints_dir', os.path.dirname(folder),
-            '--epoch', str(epoch), *saved_architecture(folder), *options]
+def load_enhancer(path, epoch='latest', device='cpu', options=(), hint=inference.HINT):
+    """An enhancer (models/inference.py) for path: a checkpoint folder (e.g. "saves/LSRW"; --epoch picks the
+    checkpoint, the architecture is the one recorded there), a Hub-layout folder (config.json, model.safetensors:
+    scripts/export.py) or an ONNX file (run by onnxruntime). options are extra test.py flags (e.g. ['--tile',
+    '512']; not for ONNX), hint what the out-of-GPU-memory line suggests."""
+    path = os.path.abspath(path)
+    if os.path.isfile(path):
+        if options:
+            raise UserError('%s: test.py flags (%s) do not apply to an ONNX file' % (path, ' '.join(options)))
+        return inference.OnnxEnhancer(path, device)
+    hub = deployment.load_hub_folder(path) if os.path.isfile(os.path.join(path, 'config.json')) else None
+    architecture = architecture_argv(hub.architecture) if hub else saved_architecture(path)
+    argv = ['--dataroot', path, '--name', os.path.basename(path), '--checkpoints_dir', os.path.dirname(path),
+            '--epoch', str(epoch), *architecture, *options]
     opt = TestOptions().gather_options(argv)
     device = torch.device(device)
     opt.isTrain, opt.device = False, str(device)
     opt.gpu_ids = [device.index or 0] if device.type == 'cuda' else []
     model = create_model(opt)
-    model.load_networks(epoch)
+    if hub:
+        for name, net in hub.networks().items():
+            getattr(model, 'net' + name).load_state_dict(net.state_dict())
+    else:
+        model.load_networks(epoch)
     return inference.Enhancer(model, opt.tile, hint)

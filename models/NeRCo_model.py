@@ -2,10 +2,10 @@
 import itertools
 
 import torch
-import torch.nn.functional as F
 
 from util import distributed
 from .image_pool import ImagePool
+from .nrn import CHUNK_PIXELS
 from . import execution, networks, out_of_core
 from .base_model import BaseModel
 from .discriminators import GANLoss
@@ -13,17 +13,35 @@ from .edge_filter import EdgeFilter
 from .text_discriminator import HIGH, LOW, TextDiscriminator, load_clip
 
 
+def padding_index(n, multiple, minimum, device):
+    """The indices 0 .. m - 1 of a side of length n padded at its end to m = max(ceil(n / multiple) * multiple,
+    minimum), and whether reflection fits that side (its pad shorter than itself), as a tensor. (No floor division
+    of a negative number: ONNX's integer division truncates.)"""
+    index = torch.arange(torch.sym_max((n + multiple - 1) // multiple * multiple, minimum), device=device)
+    return index, index[-1] < 2 * n - 1
+
+
 def pad_to_multiple(x, multiple=4, minimum=8):
     """Pad the bottom and right of x so both sides are multiples of `multiple` and at least `minimum` (the
     generators downsample twice and reflect-pad their bottleneck): reflect where the image is large enough,
-    replicate otherwise."""
+    replicate otherwise. Written as indexing, with no branch on the size, so that an exported graph pads any size
+    (models/deployment.py)."""
     h, w = x.shape[-2:]
-    pad_h = max(-(-h // multiple) * multiple, minimum) - h
-    pad_w = max(-(-w // multiple) * multiple, minimum) - w
-    if not pad_h and not pad_w:
-        return x
-    mode = 'reflect' if pad_h < h and pad_w < w else 'replicate'
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    rows, rows_fit = padding_index(h, multiple, minimum, x.device)
+    cols, cols_fit = padding_index(w, multiple, minimum, x.device)
+    if isinstance(h, int) and isinstance(w, int) and (len(rows), len(cols)) == (h, w):
+        return x  # eager, nothing to pad
+    reflect = rows_fit & cols_fit
+    rows = torch.where(rows < h, rows, torch.where(reflect, 2 * (h - 1) - rows, h - 1))
+    cols = torch.where(cols < w, cols, torch.where(reflect, 2 * (w - 1) - cols, w - 1))
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def inference_path(netPre, netH, netG_A, x, chunk_pixels=CHUNK_PIXELS):
+    """(pre_A, H, mask, fake_B) for a padded batch x in [-1, 1]: fake_B = G_A(cat(x, Pre(x)) * mask)."""
+    pre_A = netPre(x, chunk_pixels)
+    H, mask = netH(x)
+    return pre_A, H, mask, netG_A(torch.cat((x, pre_A), 1) * mask)
 
 
 G_LOSSES = ('G_A', 'G_B', 'cycle_A', 'cycle_B', 'idt_A', 'idt_B', 'D_A_CLIP', 'D_B_CLIP', 'PreConsis', 'H', 'G_A_edge',
@@ -110,9 +128,7 @@ class NeRCoModel(BaseModel):
         if tile:
             outputs = out_of_core.enhance(self.netPre, self.netH, self.netG_A, x, tile)
         else:
-            pre_A = self.netPre(x)
-            H, mask = self.netH(x)
-            outputs = pre_A, H, mask, self.netG_A(torch.cat((x, pre_A), 1) * mask)
+            outputs = inference_path(self.netPre, self.netH, self.netG_A, x)
         return tuple(t[..., :h, :w] for t in outputs)
 
     def forward(self):

@@ -132,7 +132,12 @@ def load_network(net, path, name, available=()):
     state = read(path, 'the file is truncated or not a PyTorch checkpoint')
     if not isinstance(state, dict):
         raise UserError('%s: holds a %s, not a state dict' % (path, type(state).__name__))
-    state = without_module_prefix(state)
+    load_state(net, without_module_prefix(state), path, hint)
+
+
+def load_state(net, state, path, hint, prefix=''):
+    """Load state into net; a missing or unexpected key or a shape that differs is one UserError naming path, the
+    key (as the file names it, after prefix) and hint (the options that likely differ)."""
     own = net.state_dict()
     for key in [k for k in state if k not in own and k.rsplit('.', 1)[-1] in NORM_BUFFERS]:
         if isinstance(net.get_submodule(key.rsplit('.', 1)[0]) if '.' in key else net, nn.InstanceNorm2d):
@@ -142,11 +147,11 @@ def load_network(net, path, name, available=()):
     if unexpected or missing:
         key, what = (unexpected[0], 'unexpected key') if unexpected else (missing[0], 'missing key')
         raise UserError('%s: %s %s (%d unexpected, %d missing); the network was built with different options, '
-                        'check %s' % (path, what, key, len(unexpected), len(missing), hint))
+                        'check %s' % (path, what, prefix + key, len(unexpected), len(missing), hint))
     for key, value in state.items():
         if value.shape != own[key].shape:
             raise UserError('%s: %s has shape %s in the file but %s in the network; check %s'
-                            % (path, key, tuple(value.shape), tuple(own[key].shape), hint))
+                            % (path, prefix + key, tuple(value.shape), tuple(own[key].shape), hint))
     net.load_state_dict(state)
 
 

@@ -1,6 +1,7 @@
 """The one way into inference: an Enhancer runs a model's Pre, H and G_A on images, owning everything around the
 network math: conversion from and to images, inference mode, --amp, --compile's step marks, --tile and the
-out-of-GPU-memory skip. test.py, validation, load_enhancer and scripts/ all enhance through it."""
+out-of-GPU-memory skip. test.py, validation, load_enhancer and scripts/ all enhance through it. An OnnxEnhancer
+offers the same calls on an exported ONNX file (onnxruntime)."""
 import contextlib
 import sys
 
@@ -11,6 +12,7 @@ from tqdm import tqdm
 
 from util.images import to_uint8
 from . import execution
+from .deployment import onnx_session
 
 HINT = 'try a smaller image or the CPU'
 
@@ -33,29 +35,12 @@ def as_batch(image):
     raise TypeError('expected a PIL image, a uint8 numpy array or a tensor in [0, 1], not %s' % type(image).__name__)
 
 
-class Enhancer:
-    """Enhances with model's inference networks (a NeRCoModel, for testing or in training). tile > 0 computes out
-    of core (--tile); hint is what the out-of-GPU-memory line suggests, in the flags of the command at hand.
+class ImageEnhancer:
+    """What every backend offers: call it on a PIL image, a uint8 array or a tensor in [0, 1] to get the enhanced
+    image of the same kind and size; tensor() (each backend's own) and attempt() take and give batches in [-1, 1],
+    as the data loaders and networks do."""
 
-    Call it on a PIL image, a uint8 array or a tensor in [0, 1] to get the enhanced image of the same kind and
-    size; tensor() and attempt() take and give batches in [-1, 1], as the data loaders and networks do."""
-
-    def __init__(self, model, tile=0, hint=HINT):
-        self.model, self.tile, self.hint = model, tile, hint
-        self.device = model.device
-
-    def networks(self):
-        return [self.model.netPre, self.model.netH, self.model.netG_A]
-
-    def tensor(self, real_A):
-        """fake_B for a batch real_A in [-1, 1], on the model's device, under inference mode and --amp."""
-        opt = self.model.opt
-        with torch.inference_mode(), self.model.autocast():
-            x = real_A.to(self.device)
-            if opt.compile and not x.is_inference():
-                x = x.clone()  # an inference tensor, as a padded input is, so that both share one compiled graph
-            execution.mark_step(opt)
-            return self.model.enhance(x, self.tile)[3]
+    hint = HINT
 
     def __call__(self, image):
         batch, back = as_batch(image)
@@ -74,6 +59,28 @@ class Enhancer:
             torch.cuda.empty_cache()
             return None
 
+
+class Enhancer(ImageEnhancer):
+    """Enhances with model's inference networks (a NeRCoModel, for testing or in training). tile > 0 computes out
+    of core (--tile); hint is what the out-of-GPU-memory line suggests, in the flags of the command at hand."""
+
+    def __init__(self, model, tile=0, hint=HINT):
+        self.model, self.tile, self.hint = model, tile, hint
+        self.device = model.device
+
+    def networks(self):
+        return [self.model.netPre, self.model.netH, self.model.netG_A]
+
+    def tensor(self, real_A):
+        """fake_B for a batch real_A in [-1, 1], on the model's device, under inference mode and --amp."""
+        opt = self.model.opt
+        with torch.inference_mode(), self.model.autocast():
+            x = real_A.to(self.device)
+            if opt.compile and not x.is_inference():
+                x = x.clone()  # an inference tensor, as a padded input is, so that both share one compiled graph
+            execution.mark_step(opt)
+            return self.model.enhance(x, self.tile)[3]
+
     @contextlib.contextmanager
     def evaluating(self):
         """A context in which the inference networks are in eval mode; they return to training mode after it."""
@@ -84,3 +91,14 @@ class Enhancer:
         finally:
             for net in self.networks():
                 net.train()
+
+
+class OnnxEnhancer(ImageEnhancer):
+    """A NeRCo ONNX file (scripts/export.py) run by onnxruntime, on the CPU or (with onnxruntime-gpu) CUDA."""
+
+    def __init__(self, path, device='cpu'):
+        self.session = onnx_session(path, device)
+
+    def tensor(self, real_A):
+        image = ((real_A.float().cpu() + 1) / 2).numpy()
+        return torch.from_numpy(self.session.run(None, {'image': image})[0]) * 2 - 1

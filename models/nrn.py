@@ -66,11 +66,11 @@ class ImplicitDecoder(nn.Module):
     def forward(self, feat, chunk_pixels=CHUNK_PIXELS):
         """The query as convolutions: the coordinate inputs are zero, the cell input folds into the first bias.
         Large images are decoded in bands of rows (about chunk_pixels each) to bound the memory of the 256-channel
-        hidden layers; the result is the same."""
+        hidden layers; the result is the same. chunk_pixels=None decodes in one pass (an exported graph)."""
         h, w = feat.shape[-2:]
         padded = F.pad(feat, (1, 1, 1, 1))
         bias = self.first_bias(h, w, feat.device)
-        rows = max(1, chunk_pixels // w)
+        rows = h if chunk_pixels is None else max(1, chunk_pixels // w)
         if rows >= h:
             return self.decode(padded, bias)
         bands = []
@@ -136,9 +136,9 @@ class NRN(nn.Module):
         self.model = nn.Sequential(*resnet_trunk(input_nc, ngf, norm_layer, use_dropout, n_blocks))
         self.literal = False
 
-    def forward(self, x):
+    def forward(self, x, chunk_pixels=CHUNK_PIXELS):
         feat = self.model(x)
-        return self.mlp.query_literal(feat) if self.literal else self.mlp(feat)
+        return self.mlp.query_literal(feat) if self.literal else self.mlp(feat, chunk_pixels)
 
     def out_of_core(self, engine, x):
         return self.mlp.out_of_core(engine, engine.sequential(self.model, x))

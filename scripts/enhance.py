@@ -4,7 +4,8 @@
     python scripts/enhance.py dark_folder/ more.png --checkpoints saves/LSRW --epoch 200 --out enhanced/ --device cuda
 
 Each output is <out>/<stem>.png at its input's exact size. The architecture flags recorded in the folder's
-train_opt.txt (--ngf, --netG, --norm) are used; extra test.py flags can follow --options.
+train_opt.txt (--ngf, --netG, --norm) are used; extra test.py flags can follow --options. --checkpoints may also
+be a Hub-layout folder or an ONNX file written by scripts/export.py (the ONNX file runs on onnxruntime).
 """
 import argparse
 import os
@@ -74,7 +75,9 @@ def enhance_all(enhancer, outputs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('inputs', nargs='+', help='image files and/or folders of images')
-    parser.add_argument('--checkpoints', required=True, help='folder with <epoch>_net_{G_A,Pre,H}.pth, e.g. saves/LSRW')
+    parser.add_argument('--checkpoints', required=True,
+                        help='folder with <epoch>_net_{G_A,Pre,H}.pth (e.g. saves/LSRW), a Hub-layout folder or a '
+                             '.onnx file')
     parser.add_argument('--out', required=True, help='folder for the enhanced images (never an input\'s own folder '
                                                      'when that would replace the input)')
     parser.add_argument('--epoch', default='latest', help='which checkpoint: latest or an epoch number')

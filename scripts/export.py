@@ -1,0 +1,79 @@
+"""Export a trained NeRCo's inference path (Pre, H, G_A) for use without the training code.
+
+    python scripts/export.py --checkpoints saves/LSRW --format onnx --out nerco.onnx
+    python scripts/export.py --checkpoints saves/LSRW --epoch 200 --format safetensors --out nerco-lsrw/
+
+--checkpoints is a checkpoint folder (ours or the authors' latest_net_{G_A,Pre,H}.pth, with the architecture read
+from its train_opt.txt / .json) or a Hub-layout folder. onnx writes one file: input "image" (N, 3, H, W) RGB in
+[0, 1], output "enhanced" of the same shape, N, H and W dynamic; the export checks the file with onnx.checker and
+prints onnxruntime's largest difference from PyTorch. safetensors writes config.json, model.safetensors and a
+model card README.md, the Hugging Face Hub layout (load_enhancer, scripts/enhance.py and from_pretrained read it).
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from enhancer import load_enhancer  # noqa: E402
+from models import deployment  # noqa: E402
+from util.util import UserError, command  # noqa: E402
+
+TOLERANCE = 1e-4  # onnxruntime against PyTorch, in [0, 1] units
+
+
+def check_out(out, source, overwrite):
+    """Refuse an --out that is the input, lies inside it, or exists (without --overwrite)."""
+    real_out, real_source = os.path.realpath(out), os.path.realpath(source)
+    inside = real_out.startswith(real_source + os.sep) or real_source.startswith(real_out + os.sep)
+    if real_out == real_source or inside:
+        raise UserError('--out %s: would replace or lie inside the input %s; choose another --out' % (out, source))
+    if os.path.lexists(out) and not overwrite:
+        raise UserError('--out %s: exists; choose another --out or add --overwrite to replace it' % out)
+
+
+def publish(temporary, out):
+    """Move the finished export into place (replacing what --overwrite allowed)."""
+    if os.path.isdir(out) and not os.path.islink(out):
+        shutil.rmtree(out)
+    elif os.path.lexists(out):
+        os.remove(out)
+    os.replace(temporary, out)
+
+
+@command
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--checkpoints', required=True, help='checkpoint folder (e.g. saves/LSRW) or Hub-layout folder')
+    parser.add_argument('--epoch', default='latest', help='which checkpoint: latest or an epoch number')
+    parser.add_argument('--format', required=True, choices=('onnx', 'safetensors'))
+    parser.add_argument('--out', required=True, help='the .onnx file, or the folder for the safetensors layout')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.checkpoints):
+        raise UserError('--checkpoints %s: no such folder' % args.checkpoints)
+    check_out(args.out, args.checkpoints, args.overwrite)
+    graph = deployment.from_model(load_enhancer(args.checkpoints, args.epoch).model)
+    parent = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(parent, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent, prefix='.export-') as work:
+        if args.format == 'onnx':
+            temporary = os.path.join(work, 'model.onnx')
+            difference = deployment.export_onnx(graph, temporary)
+            print('onnxruntime vs PyTorch on a %s batch: largest difference %.3g' % ('x'.join(
+                map(str, deployment.CHECK_SIZE)), difference))
+            if not difference <= TOLERANCE:
+                raise UserError('the exported graph differs from PyTorch by %.3g (more than %g); please report this'
+                                % (difference, TOLERANCE))
+        else:
+            temporary = os.path.join(work, 'model')
+            deployment.save_hub_folder(graph, temporary)
+        publish(temporary, args.out)
+    print('wrote %s' % args.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
