@@ -11,6 +11,7 @@ GPU memory on CUDA). Weights are random and CLIP is random (--clip_pretrained no
     python scripts/benchmark.py --mode infer train --device cuda --dtype bfloat16 --channels-last
     python scripts/benchmark.py --mode train --height 512 --width 512 --device cuda --activation-checkpointing
     python scripts/benchmark.py --mode infer train --compile     # first_call_s is then the compilation
+    python scripts/benchmark.py --mode infer --backend onnxruntime  # the exported ONNX file (scripts/export.py)
 
 first_call_s is the first call's time (with --compile: mostly compiling), whether or not it is a warm-up call.
 """
@@ -50,7 +51,10 @@ def parse_args(argv=None):
                         help='training: recompute the ResNet blocks in the backward pass (--activation_checkpointing)')
     parser.add_argument('--compile', action='store_true', help='the networks through torch.compile (--compile)')
     parser.add_argument('--compile-mode', default='default', help="torch.compile's mode (--compile_mode)")
+    parser.add_argument('--backend', default='pytorch', choices=('pytorch', 'onnxruntime'),
+                        help='inference: the networks in PyTorch, or their ONNX export run by onnxruntime (CPU)')
     parser.add_argument('--one', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--export-to', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -82,6 +86,17 @@ def build(args, mode, workdir):
     return model
 
 
+def onnx_enhancer(args, workdir):
+    """An OnnxEnhancer on the export of random networks, exported in a process of its own (so that the
+    measurement's peak RSS is onnxruntime's alone)."""
+    from models.inference import OnnxEnhancer
+    path = os.path.join(workdir, 'nerco.onnx')
+    export = [sys.executable, os.path.abspath(__file__), '--mode', 'infer', '--ngf', str(args.ngf), '--export-to', path]
+    if subprocess.run(export, stdout=subprocess.DEVNULL).returncode:
+        raise UserError('the ONNX export for --backend onnxruntime failed (see above)')
+    return OnnxEnhancer(path)
+
+
 def measure(args, mode):
     import torch
     from models.inference import Enhancer
@@ -89,12 +104,15 @@ def measure(args, mode):
     if not available.get(args.device, args.device == 'cpu'):
         raise UserError('--device %s: not available on this machine; use --device cpu' % args.device)
     with tempfile.TemporaryDirectory() as workdir:
-        model = build(args, mode, workdir)
-        device = model.device
+        if args.backend == 'onnxruntime':
+            model, device, enhancer = None, torch.device('cpu'), onnx_enhancer(args, workdir)
+        else:
+            model = build(args, mode, workdir)
+            device = model.device
+            enhancer = Enhancer(model, args.tile)
         shape = (args.batch, 3, args.height, args.width)
         real_A = torch.rand(shape, device=device) * 2 - 1
         real_B = torch.rand(shape, device=device) * 2 - 1
-        enhancer = Enhancer(model, args.tile)
 
         def run():
             if mode == 'infer':
@@ -123,13 +141,22 @@ def measure(args, mode):
             'max_s': round(max(times), 4), 'peak_mem_mb': round(peak, 1),
             'literal_nrn': args.literal_nrn, 'channels_last': args.channels_last,
             'activation_checkpointing': args.activation_checkpointing, 'tile': args.tile, 'compile': args.compile,
-            'threads': torch.get_num_threads()}
+            'backend': args.backend, 'threads': torch.get_num_threads()}
 
 
 @command
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.backend == 'onnxruntime' and (args.mode != ['infer'] or args.device != 'cpu' or args.compile
+                                          or args.tile or args.dtype != 'float32'):
+        raise UserError('--backend onnxruntime times float32 inference on the CPU only (--mode infer --device cpu, '
+                        'no --compile, --tile or --dtype)')
+    if args.export_to:
+        from models import deployment
+        with tempfile.TemporaryDirectory() as workdir:
+            deployment.export_onnx(deployment.from_model(build(args, 'infer', workdir)), args.export_to)
+        return 0
     if args.one:
         print(json.dumps(measure(args, args.mode[0])), flush=True)
         return 0
