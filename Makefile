@@ -11,9 +11,9 @@ DEMO_FLAGS := --gpu_ids -1 --name demo --checkpoints_dir $(DEMO)/saves
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -r requirements.txt pytest
+	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
 	touch $@
 
 test: install

@@ -26,6 +26,11 @@ from util import distributed, runtime
 from util.util import UserError, command
 
 
+def seen(run):
+    """The x axis of the loggers: training images seen by all processes."""
+    return run.total_iters * distributed.world_size()
+
+
 def crossed(total, step, freq):
     """Whether the iteration counter passed a multiple of freq in its last step of `step` images."""
     return freq > 0 and total // freq > (total - step) // freq
@@ -82,7 +87,7 @@ def save(model, label, run):
     distributed.barrier()
 
 
-def validate(model, validator, run):
+def validate(model, validator, visualizer, run):
     """Validate on rank 0 (the other processes wait for its result); when the metric improves, save the `best`
     checkpoint set, then best.json; step a plateau schedule on the metric. Once per iteration at most."""
     if run.validated_at == run.total_iters:
@@ -91,7 +96,9 @@ def validate(model, validator, run):
     distributed.barrier()
     result = None
     if validator:
-        value = validator(model, run.epoch, run.total_iters).get(validator.metric, float('nan'))
+        metrics = validator(model, run.epoch, run.total_iters)
+        visualizer.loggers.scalars({'val/' + name: value for name, value in metrics.items()}, seen(run))
+        value = metrics.get(validator.metric, float('nan'))
         result = validator.improved(value), value if validator.metric in LOWER_IS_BETTER else -value
     improved, loss = distributed.broadcast_object(result)
     if improved:
@@ -110,10 +117,14 @@ def report(model, visualizer, opt, run, batch, seconds):
         return losses
     if crossed(total, batch, opt.display_freq):
         visualizer.display_current_results(model.get_current_visuals(), epoch, total,
-                                           crossed(total, batch, opt.update_html_freq))
+                                           crossed(total, batch, opt.update_html_freq), seen(run))
     if crossed(total, batch, opt.print_freq):
         visualizer.log_losses(epoch, run.epoch_iter, losses, seconds['step'] / batch, seconds['data'])
         visualizer.plot_current_losses(epoch, run.epoch_iter / seconds['epoch_size'], losses)
+        rates = {'lr/' + name: optimizer.param_groups[0]['lr']
+                 for name, optimizer in zip(('G', 'D'), model.optimizers)}
+        speed = {'speed/iterations_per_second': 1 / seconds['step']}
+        visualizer.loggers.scalars({**{'loss/' + k: v for k, v in losses.items()}, **rates, **speed}, seen(run))
     return losses
 
 
@@ -135,7 +146,7 @@ def run_epoch(model, dataset, visualizer, validator, opt, run, stop):
         seconds = {'step': time.time() - started, 'data': started - loaded, 'epoch_size': len(dataset)}
         losses = report(model, visualizer, opt, run, batch, seconds)
         if opt.val_dataroot and crossed(run.total_iters, batch, opt.val_freq_iters):
-            validate(model, validator, run)
+            validate(model, validator, visualizer, run)
         postfix = {k: '%.3f' % losses[k] for k in ('G_A', 'cycle_A', 'D_A', 'H')}
         if validator and validator.last:
             postfix['val_' + validator.metric] = '%.4f' % validator.last.get(validator.metric, float('nan'))
@@ -152,13 +163,24 @@ def run_epoch(model, dataset, visualizer, validator, opt, run, stop):
         model.update_learning_rate()
     run.epoch_done = True
     if opt.val_dataroot and epoch % opt.val_freq == 0:
-        validate(model, validator, run)
+        validate(model, validator, visualizer, run)
     if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
         save(model, 'latest', run)
         if epoch % opt.save_epoch_freq == 0:
             save(model, epoch, run)
     run.next_epoch()
     return True
+
+
+def start(options, opt, model, run, images):
+    """Rank 0's validator, display and loggers, made before the run's options are written, so that a refusal (of
+    --continue_train, a validation set, an unwritable log folder) leaves a run's options as they were."""
+    validator = Validator(opt, model.save_dir) if opt.val_dataroot else None
+    visualizer = Visualizer(opt, seen(run))
+    warn_about_zero_learning_rate(opt, run.epoch)
+    options.save(opt, model.save_dir)
+    print('The number of training images = %d (per process)' % images)
+    return visualizer, validator
 
 
 def train(options, opt):
@@ -171,30 +193,30 @@ def train(options, opt):
     if main_process:
         check_disk_space(model)
     run = resume(model, opt)
-    if main_process:
-        warn_about_zero_learning_rate(opt, run.epoch)
-        options.save(opt, model.save_dir)  # only now: a refused --continue_train leaves the run's options as they were
-        print('The number of training images = %d (per process)' % len(dataset))
-    visualizer = Visualizer(opt) if main_process else None
-    validator = Validator(opt, model.save_dir) if opt.val_dataroot and main_process else None
-    with StopRequest() as stop:
-        while run.epoch <= opt.n_epochs + opt.n_epochs_decay:
-            if not run_epoch(model, dataset, visualizer, validator, opt, run, stop):
-                if main_process:
-                    print('stopped: saved %s/latest_* at epoch %d, image %d; resume with --continue_train'
-                          % (model.save_dir, run.epoch, run.epoch_iter))
-                return 130
-            if main_process and visualizer.use_html:
-                visualizer.save_page()
-    if distributed.world_size() > 1 and not distributed.parameters_agree(model.networks()):
-        raise UserError('the processes ended with different weights; please report this')
-    if main_process:
-        if distributed.world_size() > 1:
-            print('weights identical on all %d processes' % distributed.world_size())
-        print('checkpoints: %s' % model.save_dir)
-        if visualizer.use_html:
-            print('training results page: %s' % visualizer.save_page())
-    return 0
+    visualizer, validator = distributed.main_only(lambda: start(options, opt, model, run, len(dataset))) or (None, None)
+    try:
+        with StopRequest() as stop:
+            while run.epoch <= opt.n_epochs + opt.n_epochs_decay:
+                if not run_epoch(model, dataset, visualizer, validator, opt, run, stop):
+                    if main_process:
+                        print('stopped: saved %s/latest_* at epoch %d, image %d; resume with --continue_train'
+                              % (model.save_dir, run.epoch, run.epoch_iter))
+                    return 130
+                if main_process and visualizer.use_html:
+                    visualizer.save_page()
+        if distributed.world_size() > 1 and not distributed.parameters_agree(model.networks()):
+            raise UserError('the processes ended with different weights; please report this')
+        if main_process:
+            if distributed.world_size() > 1:
+                print('weights identical on all %d processes' % distributed.world_size())
+            print('checkpoints: %s' % model.save_dir)
+            if visualizer.use_html:
+                print('training results page: %s' % visualizer.save_page())
+            visualizer.loggers.finish(opt, validator.best if validator else None)
+        return 0
+    finally:
+        if visualizer:
+            visualizer.loggers.close()
 
 
 @command

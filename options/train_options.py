@@ -78,6 +78,12 @@ class TrainOptions(BaseOptions):
         parser.add_argument('--print_freq', type=int, default=100, help='log losses every this many images')
         parser.add_argument('--no_html', action='store_true',
                             help='do not save intermediate results to checkpoints_dir/name/web/')
+        parser.add_argument('--tensorboard', action='store_true',
+                            help='also log losses, learning rates, validation metrics and visuals for TensorBoard, '
+                                 'in checkpoints_dir/name/tensorboard/ (x axis: training images seen)')
+        parser.add_argument('--wandb', type=str, default=None, metavar='PROJECT',
+                            help='also log them to this Weights & Biases project (needs `pip install wandb`; '
+                                 'WANDB_MODE=offline keeps the run on disk)')
         parser.add_argument('--save_latest_freq', type=int, default=5000,
                             help='save the latest checkpoint every this many images')
         parser.add_argument('--save_epoch_freq', type=int, default=5,

@@ -61,17 +61,7 @@ class RunFolder:
     def __enter__(self):
         """Rank 0 takes the folder; under torchrun the other ranks wait until it holds the folder and has recovered
         its checkpoint sets, and leave (exit status 1, rank 0 says why) when it could not."""
-        error = None
-        if distributed.is_main():
-            try:
-                self.acquire()
-            except UserError as exc:
-                error = str(exc)
-        error = distributed.broadcast_object(error)  # the other ranks wait here
-        if error is not None:
-            if not distributed.is_main():
-                raise SystemExit(1)
-            raise UserError(error)
+        distributed.main_only(self.acquire)
         return self
 
     def acquire(self):

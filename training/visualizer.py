@@ -14,6 +14,7 @@ import numpy as np
 
 from util import html as html_page
 from util.images import save_image, to_uint8
+from training.loggers import Loggers
 from training.validation import read_history
 
 LOG_LINE = re.compile(r'\(epoch: (\d+), iters: (\d+)[^)]*\) (.*)')
@@ -99,10 +100,12 @@ def chart_svg(history, what='losses', width=860, height=320):
 
 class Visualizer:
     """Writes checkpoints_dir/name/loss_log.txt and the page checkpoints_dir/name/web/index.html (newest results
-    first, loss chart on top), and mirrors both to visdom when it is available."""
+    first, loss chart on top), and mirrors both to visdom when it is available and to TensorBoard and W&B when asked
+    (self.loggers, training/loggers.py; resume_step: the images seen when this run starts)."""
 
-    def __init__(self, opt):
+    def __init__(self, opt, resume_step=0):
         self.opt = opt
+        self.loggers = Loggers(opt, os.path.join(opt.checkpoints_dir, opt.name), resume_step)
         self.name = opt.name
         self.win_size = opt.display_winsize
         self.use_html = opt.isTrain and not opt.no_html
@@ -117,10 +120,12 @@ class Visualizer:
         self.plot_data = {'X': [], 'Y': [], 'legend': []}
         self.visual_order = []
 
-    def display_current_results(self, visuals, epoch, total_iters, save_result):
-        """Show the visuals on visdom; with save_result, also save them and rebuild the results page."""
+    def display_current_results(self, visuals, epoch, total_iters, save_result, seen=0):
+        """Show the visuals on visdom (and the loggers, at seen images); with save_result, also save them and rebuild
+        the results page."""
         images = OrderedDict((label, to_uint8(image[:1])[0]) for label, image in visuals.items())
         self.visual_order = list(images)
+        self.loggers.images(images, seen)
         if self.vis is not None:
             stack = [image.transpose([2, 0, 1]) for image in images.values()]
             self.vis.images(stack, nrow=max(self.opt.display_ncols, 1), win=self.opt.display_id + 1,

@@ -4,6 +4,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from util.util import UserError
+
 
 def launched_by_torchrun():
     return int(os.environ.get('WORLD_SIZE', '1')) > 1
@@ -43,6 +45,23 @@ def broadcast_object(obj):
     box = [obj]
     dist.broadcast_object_list(box, 0)
     return box[0]
+
+
+def main_only(function):
+    """function() on rank 0, whose result it returns (None on the other ranks); the other ranks wait for it. A
+    UserError there ends every rank: rank 0 raises it, the others exit with status 1."""
+    result, error = None, None
+    if is_main():
+        try:
+            result = function()
+        except UserError as exc:
+            error = str(exc)
+    error = broadcast_object(error)
+    if error is not None:
+        if not is_main():
+            raise SystemExit(1)
+        raise UserError(error)
+    return result
 
 
 def any_rank(flag):
