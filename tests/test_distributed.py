@@ -196,14 +196,15 @@ def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path):
     """Two processes of batch 1 and one process of batch 2 see the same images (the samples follow one permutation,
     and every random choice of the data comes from its key), start from the same weights (rank 0's, seed 5 + 0) and
     compute the same mean loss, with the pools off (--pool_size 0), the edge filter deterministic (--edge_rgb
-    repeat) and the same CLIP in every process; so, in float64, the averaged gradients of their first step agree up
-    to summation order (weights after Adam's steps would not: it turns the rounding noise of gradients that are zero
-    in exact arithmetic, such as those of a bias before an instance norm, into steps of the learning rate). H has an
-    extra parameter with a gradient in the first step only: as in one process, the optimizer leaves it alone
-    afterwards (an averaged zero gradient would let Adam's momentum move it)."""
+    repeat) and the same CLIP in every process; so, in float64, the averaged gradients of their first step (of two,
+    one epoch at the full learning rate) agree up to summation order (weights after Adam's steps would not: it turns
+    the rounding noise of gradients that are zero in exact arithmetic, such as those of a bias before an instance
+    norm, into steps of the learning rate). H has an extra parameter with a gradient in the first step only: as in
+    one process, the optimizer leaves it alone in the second (an averaged zero gradient would let Adam's momentum
+    move it)."""
     entry = tmp_path / 'same_as_one_process.py'
     entry.write_text(SAME_AS_ONE_PROCESS.format(root=ROOT, out=str(tmp_path)))
-    common = ('--pool_size', '0', '--edge_rgb', 'repeat')
+    common = ('--pool_size', '0', '--edge_rgb', 'repeat', '--n_epochs_decay', '0', '--lr_step_after_epoch')
     torchrun(tmp_path, str(entry), 'two', *common)
     _, argv = tiny_run(tmp_path, 'one', *common, '--batch_size', '2')
     one = subprocess.run([sys.executable, str(entry), *argv], cwd=ROOT, capture_output=True, text=True, timeout=300,
