@@ -3,7 +3,6 @@ summary, and a metrics table on the results page."""
 import csv
 import html
 import io
-import json
 import math
 import os
 import re
@@ -15,7 +14,7 @@ from tqdm import tqdm
 from metrics import scores
 from util.html import HTML
 from util.images import images_by_stem, load_rgb
-from util.util import UserError, atomic_write
+from util.util import UserError, atomic_write, strict_json
 
 OUTPUT_SUFFIX, INPUT_SUFFIX = '_fake_B', '_real_A'
 COLUMNS = ('psnr', 'ssim', 'lpips', 'niqe', 'loe')
@@ -108,7 +107,7 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
     folder = os.path.dirname(page) if page else os.path.dirname(next(iter(outputs.values())))
     write_csv(os.path.join(folder, 'metrics.csv'), rows, columns, means)
     atomic_write(os.path.join(folder, 'metrics.json'),
-                 lambda f: f.write(json.dumps({**summary, 'per_image': rows}, indent=1).encode()))
+                 lambda f: f.write(strict_json({**summary, 'per_image': rows}).encode()))
     if page:
         add_table(page, summary, columns)
     print_summary(summary, folder)

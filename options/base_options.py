@@ -1,6 +1,5 @@
 """Options shared by training and testing: parsing and checking them, and saving them beside a run."""
 import argparse
-import json
 import os
 
 import data
@@ -8,7 +7,7 @@ import models
 from models.execution import COMPILE_MODES
 from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS
 from util import distributed
-from util.util import UserError, atomic_write
+from util.util import UserError, atomic_write, strict_json
 
 PREPROCESS = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')
 
@@ -128,7 +127,7 @@ class BaseOptions:
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, '%s_opt' % opt.phase)
             atomic_write(path + '.txt', lambda f: f.write((message + '\n').encode()))
-            atomic_write(path + '.json', lambda f: f.write(json.dumps(values, indent=1).encode()))
+            atomic_write(path + '.json', lambda f: f.write(strict_json(values).encode()))
         except OSError as exc:
             raise UserError('%s is not writable (%s)' % (folder, exc.strerror)) from None
 

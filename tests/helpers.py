@@ -1,9 +1,10 @@
 """Helpers shared by the test modules: tiny options, generated images and data sets, running a command as a user
 would, and tiny checkpoints."""
+import html.parser
 import os
-import re
 import subprocess
 import sys
+import urllib.parse
 
 import numpy as np
 import torch
@@ -44,13 +45,28 @@ def run_script(script, *args):
     return result
 
 
+class Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.src, self.href = [], []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ('src', 'href'):
+                getattr(self, name).append(value)
+
+
 def referenced_files_exist(page):
-    html = open(page).read()
-    refs = re.findall(r'src="([^"]+)"', html)
-    assert refs, page
-    for ref in refs:
-        assert os.path.isfile(os.path.join(os.path.dirname(page), ref)), ref
-    return refs
+    """The image paths of an HTML page, as a browser reads them (URL-decoded), after checking that each src and
+    href names a file beside the page."""
+    links = Links()
+    with open(page, encoding='utf-8') as f:
+        links.feed(f.read())
+    assert links.src, page
+    for ref in links.src + links.href:
+        path = urllib.parse.urlsplit(ref).path  # what a browser requests: '#...' is a fragment, '?...' a query
+        assert os.path.isfile(os.path.join(os.path.dirname(page), urllib.parse.unquote(path))), ref
+    return [urllib.parse.unquote(ref) for ref in links.src]
 
 
 def one_line_error(result):

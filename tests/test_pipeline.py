@@ -1,4 +1,5 @@
 """Options, datasets, and train.py -> test.py end to end through the real scripts, with resume and HTML pages."""
+import json
 import os
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import train_options
-from helpers import TINY, make_dataset_folders, referenced_files_exist, run_script, write_image
+from helpers import TINY, make_dataset_folders, referenced_files_exist, run_script, save_tiny_checkpoint, write_image
 from util import runtime
 from util.util import UserError
 from data import create_dataset
@@ -139,3 +140,32 @@ def test_test_script_reports_missing_folder_in_one_line(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith('error: ')
     assert 'testA: folder not found' in result.stderr and 'Traceback' not in result.stderr
+
+
+def no_constant(name):
+    raise ValueError('%s is not JSON' % name)
+
+
+def test_pages_and_json_files_hold_for_any_file_name(tmp_path):
+    """test.py --metrics on images named with '#', '%', '?', a space and non-ASCII letters, one too small for NIQE:
+    every src and href of the results page names its file once URL-decoded, and metrics.json and train_opt.json are
+    strict JSON (null, never NaN or Infinity)."""
+    names = ['hash#1', 'pct%41', 'what?', 'two words', 'nuit étoilée']
+    data = str(tmp_path / 'data')
+    for i, stem in enumerate(names):
+        write_image(os.path.join(data, 'testA', stem + '.png'), size=(20, 16), seed=i)
+    write_image(os.path.join(data, 'testB', names[0] + '.png'), size=(20, 16), seed=9)
+    folder = save_tiny_checkpoint(tmp_path)
+    results = str(tmp_path / 'results')
+    test = run_script('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'saves'),
+                      *TINY, '--preprocess', 'none', '--results_dir', results, '--metrics')
+    assert test.returncode == 0, test.stderr[-2000:]
+    page = os.path.join(results, 'tiny', 'test_latest', 'index.html')
+    refs = referenced_files_exist(page)
+    assert {'images/%s_fake_B.png' % stem for stem in names} <= set(refs)
+    with open(os.path.join(results, 'tiny', 'test_latest', 'metrics.json')) as f:
+        summary = json.loads(f.read(), parse_constant=no_constant)
+    assert summary['mean']['niqe'] is None and all(row['niqe'] is None for row in summary['per_image'])
+    with open(os.path.join(folder, 'train_opt.json')) as f:
+        options = json.loads(f.read(), parse_constant=no_constant)
+    assert options['max_dataset_size'] is None

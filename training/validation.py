@@ -14,7 +14,7 @@ from metrics import scores
 from metrics.evaluation import LOWER_IS_BETTER, column_means, image_scores
 from models.inference import Enhancer
 from util.images import find_images, images_by_stem, load_rgb, save_image
-from util.util import UserError, atomic_write
+from util.util import UserError, atomic_write, strict_json
 
 REFERENCE_METRICS = ('psnr', 'ssim', 'lpips')
 SAMPLES = 3
@@ -134,7 +134,7 @@ class Validator:
     def record_best(self, epoch, iters):
         """Write best.json for the last validation (once the best checkpoint set is in place)."""
         self.best = {'epoch': epoch, 'iteration': iters, 'metric': self.metric, 'value': self.last[self.metric]}
-        text = json.dumps(self.best, indent=1).encode()
+        text = strict_json(self.best).encode()
         atomic_write(os.path.join(self.folder, 'best.json'), lambda f: f.write(text))
         print('best %s so far: %.4f (epoch %d, iters %d), saved as best_net_*.pth'
               % (self.metric.upper(), self.best['value'], epoch, iters))

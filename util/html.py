@@ -1,5 +1,6 @@
 """Results pages: an index.html with headers and rows of captioned images, written with dominate."""
 import os
+from urllib.parse import quote
 
 import dominate
 from dominate.tags import a, br, h3, img, p, table, td, tr
@@ -31,15 +32,16 @@ class HTML:
             raw(markup)
 
     def add_images(self, ims, txts, links, width=400):
-        """One table row: each image (a path relative to web_dir) with its caption, linking to `links`."""
+        """One table row: each image (a path relative to web_dir) with its caption, linking to `links`. The paths
+        are URL-encoded, so that a file name with '#', '%', '?', spaces or non-ASCII letters still shows."""
         with self.doc:
             with table(border=1, style='table-layout: fixed;'):
                 with tr():
                     for im, txt, link in zip(ims, txts, links):
                         with td(style='word-wrap: break-word;', halign='center', valign='top'):
                             with p():
-                                with a(href=link):
-                                    img(style='width:%dpx' % width, src=im)
+                                with a(href=quote(link)):
+                                    img(style='width:%dpx' % width, src=quote(im))
                                 br()
                                 p(txt)
 

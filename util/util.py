@@ -1,6 +1,9 @@
-"""The user-facing error and the one way every command reports it; atomic file writes; the class registry."""
+"""The user-facing error and the one way every command reports it; atomic file writes; strict JSON; the class
+registry."""
 import functools
 import importlib
+import json
+import math
 import os
 import tempfile
 
@@ -26,6 +29,20 @@ def command(main):
         except UserError as exc:
             raise SystemExit('error: ' + one_line(exc)) from None
     return run
+
+
+def strict_json(obj):
+    """obj as indented JSON that every parser accepts: a NaN or infinite number, for which JSON has no word, is
+    written as null (a missing value)."""
+    def finite(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+    return json.dumps(finite(obj), indent=1, allow_nan=False)
 
 
 def write_temporary(path, write):
