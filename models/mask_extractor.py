@@ -36,8 +36,8 @@ class MaskExtractor(nn.Module):
     def out_of_core(self, engine, x):
         """forward for --tile (models/out_of_core.py): the pooled statistics come from the whole feature map."""
         feat = engine.sequential(self.model, x)
-        pooled = torch.cat([feat.mean, feat.max]).float().to(engine.device)[None, :, None, None]
-        weights = self.conv_ca(self.fc2(F.relu(self.fc1(pooled))))[0].float().cpu()
+        pooled = torch.cat([feat.mean, feat.max]).to(engine.device, engine.dtype)[None, :, None, None]
+        weights = self.conv_ca(self.fc2(F.relu(self.fc1(pooled))))[0].to('cpu', engine.dtype)
 
         def spatial(top, bottom):
             attended = feat.read(top, bottom) * weights

@@ -23,13 +23,15 @@ def reflect(i, size):
 
 
 class Activation:
-    """A (C, H, W) float32 tensor kept in a file row after row, with the mean, variance and maximum of each channel.
+    """A (C, H, W) tensor (float32, or float64 for float64 networks) kept in a file row after row, with the mean,
+    variance and maximum of each channel.
     Reading applies the pointwise operations (norm, ReLU, tanh...) that later layers append to `ops`; each gets a
     fresh tensor it may change in place."""
 
-    def __init__(self, folder, channels, height, width, stats):
+    def __init__(self, folder, channels, height, width, stats, dtype):
         self.shape = (channels, height, width)
         self.stats = stats
+        self.dtype, self.itemsize = dtype, torch.empty(0, dtype=dtype).element_size()
         self.file = tempfile.TemporaryFile(dir=folder)
         self.ops = []
         self.count = 0
@@ -38,7 +40,7 @@ class Activation:
         self.max = torch.full((channels,), -float('inf'), dtype=torch.float64)
 
     def write(self, top, band):
-        band = band.float().cpu()
+        band = band.to(self.dtype).cpu()
         if self.stats:  # each band's mean and squared deviations, merged in float64 (Chan et al.)
             mean = band.mean((1, 2))
             sq_dev = torch.linalg.vector_norm(band - mean[:, None, None], dim=(1, 2)).double().square()
@@ -50,14 +52,14 @@ class Activation:
             self.count = total
             self.max = torch.maximum(self.max, band.amax((1, 2)).double())
         channels, _, width = self.shape
-        self.file.seek(top * channels * width * 4)
+        self.file.seek(top * channels * width * self.itemsize)
         self.file.write(band.transpose(0, 1).contiguous().numpy().data)
 
     def read(self, top, bottom):
         """Rows top..bottom-1, which lie inside the image, as (C, rows, W)."""
         channels, _, width = self.shape
-        x = torch.empty(bottom - top, channels, width)
-        self.file.seek(top * channels * width * 4)
+        x = torch.empty(bottom - top, channels, width, dtype=self.dtype)
+        self.file.seek(top * channels * width * self.itemsize)
         self.file.readinto(x.numpy().data.cast('B'))
         x = x.transpose(0, 1)
         for op in self.ops:
@@ -86,20 +88,21 @@ class Activation:
         if layer.affine:
             weight, bias = layer.weight.detach().double().cpu(), layer.bias.detach().double().cpu()
             scale, shift = scale * weight, shift * weight + bias
-        scale, shift = scale.float()[:, None, None], shift.float()[:, None, None]
+        scale, shift = scale.to(self.dtype)[:, None, None], shift.to(self.dtype)[:, None, None]
         self.ops.append(lambda x: torch.addcmul(shift, x, scale))
 
 
 class Engine:
     """Runs layers on Activations, band by band, on the device of the weights."""
 
-    def __init__(self, folder, band_pixels, device):
+    def __init__(self, folder, band_pixels, device, dtype):
         self.folder = folder
         self.band_pixels = band_pixels
         self.device = device
+        self.dtype = dtype
 
     def new(self, channels, height, width, stats=False):
-        return Activation(self.folder, channels, height, width, stats)
+        return Activation(self.folder, channels, height, width, stats, self.dtype)
 
     def map(self, channels, height, width, compute, stats=False):
         """A new Activation whose rows top..bottom-1 are compute(top, bottom), band by band."""
@@ -181,7 +184,8 @@ def enhance(pre_net, h_net, g_net, x, band_size):
     outputs = []
     try:
         with tempfile.TemporaryDirectory(prefix='nerco_tile_') as folder:
-            engine = Engine(folder, band_size * band_size, x.device)
+            engine = Engine(folder, band_size * band_size, x.device,
+                            torch.float64 if x.dtype == torch.float64 else torch.float32)
             for image in x:
                 source = engine.new(*image.shape)
                 source.write(0, image)
