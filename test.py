@@ -61,9 +61,13 @@ def run(options, opt):
     page = webpage.save()
     print('enhanced %d image(s) into %s' % (len(written), webpage.get_image_dir()))
     if opt.metrics:
-        truths = os.path.join(opt.dataroot, opt.phase + 'B')
-        evaluate(web_dir, truths if set(written) & set(dataset.dataset.B_by_stem) else None, device=opt.device,
-                 stems=written)
+        truths, by_stem = os.path.join(opt.dataroot, opt.phase + 'B'), dataset.dataset.B_by_stem
+        paired = set(written) & set(by_stem)
+        if by_stem and not paired:
+            print('warning: %s holds %d image(s), none named like an input (e.g. %s, %s): no PSNR, SSIM or LPIPS; '
+                  'name ground truth like its input' % (truths, len(by_stem), next(iter(written), '-'),
+                                                         next(iter(by_stem))), file=sys.stderr)
+        evaluate(web_dir, truths if paired else None, device=opt.device, stems=written)
     print('results page: %s' % page)
     if skipped:
         raise UserError('%d image(s) could not be enhanced and were skipped' % len(skipped))

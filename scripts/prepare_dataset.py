@@ -1,12 +1,14 @@
 """Lay out LOL or LSRW as NeRCo's dataroot: trainA (low), trainB (normal light), testA (low), testB (ground truth).
 
     python scripts/prepare_dataset.py --lol  path/to/LOL  --out ./dataset     # our485/{low,high}, eval15/{low,high}
+    python scripts/prepare_dataset.py --lol  path/to/LOL-v2/Real_captured --out ./dataset  # Train, Test/{Low,Normal}
     python scripts/prepare_dataset.py --lsrw path/to/LSRW --out ./dataset     # {Training data,Eval}/{Huawei,Nikon}/{low,high}
 
 Every low/high folder pair under ROOT is used; pairs under a folder whose name contains "eval" or "test" form the
 test split, the others the training split. With several pairs in one split (LSRW's two cameras) file names are
-prefixed with the pair's folder (Huawei_1.jpg), so testA and testB still match by name. Files are symlinked
-unless --copy is given.
+prefixed with the pair's folder (Huawei_1.jpg), so testA and testB still match by name. High images named unlike
+their low ones pair by the number in their names (LOL-v2 Real_captured: normal00690.png becomes testB/low00690.png).
+Files are symlinked unless --copy is given.
 """
 import argparse
 import os
@@ -21,7 +23,8 @@ from util.util import UserError, command  # noqa: E402
 
 LOW, HIGH = 'low', ('high', 'normal')
 TEST_SPLIT = re.compile(r'eval|test', re.I)
-LAYOUTS = {'lol': 'our485/low, our485/high, eval15/low and eval15/high',
+LAYOUTS = {'lol': 'our485/low, our485/high, eval15/low and eval15/high (LOL), or Train/{Low,Normal} and '
+                  'Test/{Low,Normal} (LOL-v2)',
            'lsrw': '"Training data"/{Huawei,Nikon}/{low,high} and Eval/{Huawei,Nikon}/{low,high}'}
 
 
@@ -35,6 +38,29 @@ def find_pairs(root):
             split = 'test' if TEST_SPLIT.search(os.path.relpath(folder, root)) else 'train'
             pairs.append((split, os.path.join(folder, names[LOW]), os.path.join(folder, high)))
     return sorted(pairs)
+
+
+def number(path):
+    digits = re.findall(r'\d+', os.path.splitext(os.path.basename(path))[0])
+    return int(digits[-1]) if digits else None
+
+
+def paired_names(low, high, layout, root):
+    """{high image: the name it gets}: its own where the low and high folders share file names (LOL, LSRW, LOL-v2
+    Synthetic), else that of the low image with the same number (LOL-v2 Real_captured: low00690.png and
+    normal00690.png), with its own extension. A UserError when the folders pair neither way."""
+    lows, highs = find_images(low, recursive=False), find_images(high, recursive=False)
+    stems = {os.path.splitext(os.path.basename(p))[0] for p in lows}
+    if all(os.path.splitext(os.path.basename(p))[0] in stems for p in highs):
+        return {p: os.path.basename(p) for p in highs}
+    by_number = {number(p): p for p in lows}
+    if None not in by_number and len(by_number) == len(lows) and all(number(p) in by_number for p in highs):
+        return {p: os.path.splitext(os.path.basename(by_number[number(p)]))[0] + os.path.splitext(p)[1]
+                for p in highs}
+    example = next((p for p in highs if number(p) not in by_number), highs[0] if highs else high)
+    raise UserError('--%s %s: %s pairs with no image of %s by name or by number; expected %s, each high image named '
+                    'like its low one (or with the same number, as LOL-v2\'s low00690.png and normal00690.png)'
+                    % (layout, root, example, low, LAYOUTS[layout]))
 
 
 def prepare(root, out, layout, copy=False):
@@ -57,9 +83,10 @@ def prepare(root, out, layout, copy=False):
     for split, low, high in pairs:
         shared = sum(s == split for s, _, _ in pairs) > 1
         prefix = os.path.basename(os.path.dirname(low)) + '_' if shared else ''
-        for folder, side in ((low, 'A'), (high, 'B')):
-            for path in find_images(folder, recursive=False):
-                plan.append((os.path.abspath(path), os.path.join(out, split + side, prefix + os.path.basename(path))))
+        lows = {path: os.path.basename(path) for path in find_images(low, recursive=False)}
+        for side, files in (('A', lows), ('B', paired_names(low, high, layout, root))):
+            for path, name in files.items():
+                plan.append((os.path.abspath(path), os.path.join(out, split + side, prefix + name)))
                 counts[split + side] += 1
     empty = [sub for sub, n in counts.items() if n == 0]
     if empty:

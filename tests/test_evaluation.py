@@ -15,7 +15,8 @@ from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import ROOT
-from helpers import TINY, image_pair, make_dataset_folders, make_pairs, run_script, save_tiny_checkpoint, write_image
+from helpers import (TINY, image_pair, make_dataset_folders, make_pairs, one_line_error, run_script,
+                     save_tiny_checkpoint, write_image)
 from metrics import scores as metrics
 from metrics.evaluation import column_means, evaluate
 from models.NeRCo_model import NeRCoModel
@@ -229,6 +230,46 @@ def test_prepare_dataset_lol_and_lsrw_layouts(tmp_path):
     assert not os.path.exists(tmp_path / 'x')
     result = run_script('scripts/prepare_dataset.py', '--lol', lol, '--out', str(tmp_path / 'lol_data'))
     assert result.returncode != 0 and 'already holds files' in result.stderr
+
+
+def lol_v2(root, numbers, low='low%05d.png', high='normal%05d.png'):
+    """LOL-v2 Real_captured's layout: Train/Low/low00001.png with Train/Normal/normal00001.png, Test likewise."""
+    for split, numbers_of_split in zip(('Train', 'Test'), numbers):
+        for side, pattern in (('Low', low), ('Normal', high)):
+            for n in numbers_of_split:
+                write_image(os.path.join(root, split, side, pattern % n), size=(24, 20), seed=n)
+    return root
+
+
+def test_prepare_dataset_pairs_lol_v2_by_number_and_test_py_finds_the_ground_truth(tmp_path):
+    from scripts.prepare_dataset import prepare
+    data = str(tmp_path / 'data')
+    counts = prepare(lol_v2(str(tmp_path / 'LOL-v2'), ([1, 2, 3], [690, 691])), data, 'lol')
+    assert counts == {'trainA': 3, 'trainB': 3, 'testA': 2, 'testB': 2}
+    assert sorted(os.listdir(os.path.join(data, 'testB'))) == ['low00690.png', 'low00691.png']
+    assert os.path.realpath(os.path.join(data, 'testB', 'low00690.png')) == str(
+        tmp_path / 'LOL-v2' / 'Test' / 'Normal' / 'normal00690.png')
+    save_tiny_checkpoint(tmp_path)
+    test = run_script('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'saves'),
+                      '--results_dir', str(tmp_path / 'results'), *TINY, '--preprocess', 'none', '--metrics')
+    assert test.returncode == 0 and 'mean over 2 image(s): PSNR' in test.stdout, test.stderr[-2000:]
+
+
+def test_ground_truth_that_pairs_with_nothing_is_named_in_one_line(tmp_path):
+    bad = lol_v2(str(tmp_path / 'bad'), ([1, 2], [7]), high='normal_%d_x.png')
+    os.remove(os.path.join(bad, 'Train', 'Low', 'low00002.png'))
+    result = run_script('scripts/prepare_dataset.py', '--lol', bad, '--out', str(tmp_path / 'x'))
+    assert 'normal_2_x.png pairs with no image of' in one_line_error(result)
+    assert not os.path.exists(tmp_path / 'x')
+
+    data = make_dataset_folders(str(tmp_path / 'data'))
+    write_image(os.path.join(data, 'testB', 'normal0.png'))
+    save_tiny_checkpoint(tmp_path)
+    test = run_script('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'saves'),
+                      '--results_dir', str(tmp_path / 'results'), *TINY, '--preprocess', 'none', '--metrics')
+    assert test.returncode == 0, test.stderr[-2000:]
+    warning, = [line for line in test.stderr.splitlines() if line.startswith('warning: ') and 'testB' in line]
+    assert 'testB holds 1 image(s), none named like an input (e.g. img0, normal0): no PSNR, SSIM or LPIPS' in warning
 
 
 def test_load_enhancer_accepts_pil_numpy_and_tensors_and_matches_test_py(tmp_path):
