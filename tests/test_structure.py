@@ -2,6 +2,7 @@
 (train.py, test.py, enhancer.py, scripts/), each module checked alone in a fresh interpreter, so no import cycle
 can hide."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -42,3 +43,16 @@ def test_each_module_imports_only_the_layers_below_its_own():
             layer = module.split('.')[0]
             imported = set(json.loads(out)) & project - {layer}
             assert imported <= MAY_IMPORT[layer], (module, sorted(imported - MAY_IMPORT[layer]))
+
+
+def test_every_test_the_docs_name_exists():
+    """docs/*.md and the README cite tests as file.py::name (name* for a family): each must be a test there."""
+    cited = set()
+    for doc in ['README.md'] + ['docs/' + name for name in os.listdir(os.path.join(ROOT, 'docs'))]:
+        with open(os.path.join(ROOT, doc), encoding='utf-8') as f:
+            cited |= {(doc,) + match for match in re.findall(r'(test_\w+\.py)::(test_\w+)(\*?)', f.read())}
+    assert len(cited) > 40
+    for doc, file, name, family in cited:
+        with open(os.path.join(ROOT, 'tests', file), encoding='utf-8') as f:
+            tests = set(re.findall(r'^def (test_\w+)\(', f.read(), re.M))
+        assert any(t.startswith(name) for t in tests) if family else name in tests, (doc, file, name)
