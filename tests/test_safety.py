@@ -1,6 +1,7 @@
 """Nothing lost, nothing run from a file: inputs and earlier runs are never overwritten, checkpoint labels are
 written as sets, checkpoints cannot run code, and what is written can be read by others."""
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -196,6 +197,10 @@ def test_a_mixed_checkpoint_set_is_refused(tmp_path):
     with pytest.raises(UserError, match=r'latest_net_Pre\.pth: not the file saved with the rest of checkpoint latest'):
         model.load_networks('latest')
     model.load_networks('5')
+    shutil.copy(folder / '5_train_state.pth', folder / 'latest_train_state.pth')  # the training state of another save
+    with pytest.raises(UserError, match=r'latest_train_state\.pth: not the file saved with the rest of checkpoint'):
+        load_training_state(model, 'latest')
+    assert load_training_state(model, '5').epoch == 5
 
 
 def test_a_full_disk_while_saving_is_one_line_and_keeps_the_previous_set(tmp_path, monkeypatch):
@@ -319,3 +324,21 @@ def test_test_py_batches_images_by_size(tmp_path):
     for name in 'abcd':
         assert outputs['2'][name].shape == outputs['1'][name].shape
         assert np.abs(outputs['2'][name] - outputs['1'][name]).max() <= 1, name
+
+
+@pytest.mark.parametrize('flags, rates', [([], [0.5, 0.5, 0, 0]), (['--lr_step_after_epoch'], [1, 1, 0.5, 0.5])],
+                         ids=['official', 'cyclegan'])
+def test_the_learning_rate_of_each_epoch_follows_the_order_of_the_schedule_steps(tmp_path, monkeypatch, flags,
+                                                                                  rates):
+    """Two epochs of two images, linear decay over the second: the official order steps the schedule at the start
+    of each epoch, --lr_step_after_epoch at the end (as CycleGAN)."""
+    real_step, seen = NeRCoModel.optimize_parameters, []
+
+    def record_the_rate(self):
+        seen.append(self.optimizers[0].param_groups[0]['lr'] / self.opt.lr)
+        return real_step(self)
+
+    monkeypatch.setattr(NeRCoModel, 'optimize_parameters', record_the_rate)
+    make_dataset_folders(str(tmp_path / 'data'))
+    assert train_script.main(train_argv(tmp_path, *flags)) == 0
+    assert seen == pytest.approx(rates)
