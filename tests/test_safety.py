@@ -14,6 +14,7 @@ from PIL import Image
 
 import train as train_script
 from conftest import ROOT, build_model, train_options
+from enhancer import load_enhancer
 from helpers import (TINY, make_dataset_folders, make_pairs, one_line_error, run_script, save_tiny_checkpoint,
                       train_argv, write_image)
 from models import checkpoints
@@ -342,3 +343,24 @@ def test_the_learning_rate_of_each_epoch_follows_the_order_of_the_schedule_steps
     make_dataset_folders(str(tmp_path / 'data'))
     assert train_script.main(train_argv(tmp_path, *flags)) == 0
     assert seen == pytest.approx(rates)
+
+
+def test_a_network_file_cannot_run_code(tmp_path):
+    """A crafted latest_net_G_A.pth (outside any checkpoint set) is refused by test.py and load_enhancer in one line,
+    and its payload never runs: network files are read with weights_only=True too."""
+    folder = save_tiny_checkpoint(tmp_path)
+    marker = tmp_path / 'ran'
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, ('touch %s' % marker,)
+
+    torch.save({'model.1.weight': Payload()}, os.path.join(folder, 'latest_net_G_A.pth'))
+    os.remove(os.path.join(folder, 'latest_checkpoint.json'))  # as if the folder came from elsewhere
+    data = make_dataset_folders(str(tmp_path / 'data'))
+    line = one_line_error(run_script('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir',
+                                     str(tmp_path / 'saves'), *TINY, '--results_dir', str(tmp_path / 'results')))
+    assert 'latest_net_G_A.pth: cannot be read (UnpicklingError)' in line
+    with pytest.raises(UserError, match=r'latest_net_G_A\.pth: cannot be read \(UnpicklingError\)'):
+        load_enhancer(folder)
+    assert not marker.exists()
