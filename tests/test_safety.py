@@ -31,6 +31,12 @@ def test_enhance_py_never_writes_over_an_input(tmp_path):
                                      str(photo.parent)))
     assert 'would replace an input image' in line and str(photo) in line
     assert photo.read_bytes() == before
+    relative = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'enhance.py'), 'photo.png',
+                               '--checkpoints', str(tmp_path), '--out', '.'], cwd=photo.parent, capture_output=True,
+                              text=True, timeout=300)  # the documented case: relative paths, from the photo's folder
+    assert one_line_error(relative) == ('error: --out .: the output ./photo.png would replace an input image; choose '
+                                        'another --out folder')
+    assert photo.read_bytes() == before
 
 
 def test_test_py_gives_every_input_its_own_output(tmp_path):
