@@ -14,6 +14,7 @@ from conftest import build_model, train_options
 from helpers import TINY, make_dataset_folders, make_validation_set, referenced_files_exist, run_script, train_argv
 from enhancer import load_enhancer
 from metrics import scores as metrics
+from training.validation import Validator
 
 
 def logged(folder):
@@ -112,3 +113,23 @@ def test_an_unreadable_validation_image_stops_the_run_at_its_start(tmp_path):
         train_script.main(train_argv(tmp_path, '--val_dataroot', val))
     assert 'v1.png cannot be read' in str(exit_info.value) and '\n' not in str(exit_info.value)
     assert not os.path.exists(tmp_path / 'saves' / 'run' / 'latest_net_G_A.pth')
+
+
+@pytest.mark.parametrize('metric, values, ground_truth', [('niqe', [5.0, 3.0, 4.0], False),
+                                                          ('psnr', [10.0, 12.0, 11.0], True)])
+def test_the_best_checkpoint_is_the_best_validation_not_the_last(tmp_path, monkeypatch, metric, values, ground_truth):
+    """Three validations whose second is best by construction (a scorer the test controls): NIQE, lower is better,
+    rises after its lowest value; PSNR falls after its highest. best.json and best_net_* keep the second."""
+    scores = iter(values)
+    monkeypatch.setattr(Validator, 'score', lambda self, output, path: {metric: next(scores)})
+    make_dataset_folders(str(tmp_path / 'data'))
+    val = make_validation_set(str(tmp_path / 'val'), ground_truth=ground_truth, n=1)
+    argv = train_argv(tmp_path, '--val_dataroot', val, '--n_epochs', '3', '--n_epochs_decay', '0',
+                      '--lr_step_after_epoch', '--save_epoch_freq', '1')
+    assert train_script.main(argv) == 0
+    folder = tmp_path / 'saves' / 'run'
+    assert [float(row[metric]) for row in logged(str(folder))] == values
+    best = json.loads((folder / 'best.json').read_text())
+    assert (best['metric'], best['value'], best['epoch'], best['iteration']) == (metric, values[1], 2, 4)
+    for name in ('G_A', 'Pre', 'H'):
+        assert (folder / ('best_net_%s.pth' % name)).read_bytes() == (folder / ('2_net_%s.pth' % name)).read_bytes()
