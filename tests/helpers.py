@@ -8,10 +8,12 @@ import urllib.parse
 
 import numpy as np
 import torch
+import torchvision
 from PIL import Image
 
 from conftest import ROOT, build_model, train_options
 from fill import fill_tensor
+from metrics import scores
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 
@@ -129,3 +131,10 @@ def write_official_checkpoints(directory, manifest, names=('G_A', 'Pre', 'H'), p
         state = {prefix + k: fill_tensor(k, shape, prefix=name + '.') for k, shape in manifest[name].items()}
         state.update((extra or {}).get(name, {}))
         torch.save(state, os.path.join(directory, 'latest_net_%s.pth' % name))
+
+
+def fake_alexnet(hub):
+    """Random AlexNet weights where torchvision caches the real ones (so LPIPS runs without a download)."""
+    os.makedirs(os.path.join(hub, 'checkpoints'), exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet().state_dict(), os.path.join(hub, 'checkpoints', scores.ALEXNET_FILE))

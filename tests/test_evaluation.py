@@ -8,14 +8,13 @@ import re
 import numpy as np
 import pytest
 import torch
-import torchvision
 from PIL import Image
 from scipy import ndimage
 from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import ROOT
-from helpers import (TINY, image_pair, make_dataset_folders, make_pairs, one_line_error, run_script,
+from helpers import (TINY, fake_alexnet, image_pair, make_dataset_folders, make_pairs, one_line_error, run_script,
                      save_tiny_checkpoint, write_image)
 from metrics import scores as metrics
 from metrics.evaluation import column_means, evaluate
@@ -81,13 +80,6 @@ def test_loe_counts_lightness_order_changes():
     assert metrics.loe(source, source) == 0
     assert metrics.loe(brighter, source) < 50
     assert metrics.loe(255 - source, source) > 1000
-
-
-def fake_alexnet(hub):
-    """Random AlexNet weights where torchvision caches the real ones (so LPIPS runs without a download)."""
-    os.makedirs(os.path.join(hub, 'checkpoints'), exist_ok=True)
-    torch.manual_seed(0)
-    torch.save(torchvision.models.alexnet().state_dict(), os.path.join(hub, 'checkpoints', metrics.ALEXNET_FILE))
 
 
 def test_lpips_column_equals_the_lpips_library(tmp_path, monkeypatch):

@@ -7,11 +7,13 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import train as train_script
 from conftest import build_model, train_options
-from helpers import TINY, make_dataset_folders, make_validation_set, referenced_files_exist, run_script, train_argv
+from helpers import (TINY, fake_alexnet, make_dataset_folders, make_validation_set,
+                     referenced_files_exist, run_script, train_argv)
 from enhancer import load_enhancer
 from metrics import scores as metrics
 from training.validation import Validator
@@ -133,3 +135,28 @@ def test_the_best_checkpoint_is_the_best_validation_not_the_last(tmp_path, monke
     assert (best['metric'], best['value'], best['epoch'], best['iteration']) == (metric, values[1], 2, 4)
     for name in ('G_A', 'Pre', 'H'):
         assert (folder / ('best_net_%s.pth' % name)).read_bytes() == (folder / ('2_net_%s.pth' % name)).read_bytes()
+
+
+def test_val_max_and_val_metric_choose_the_images_and_what_best_follows(tmp_path, monkeypatch):
+    """--val_max 2 of three images scores the first two by name; --val_metric lpips keeps the first validation as
+    the best, though its PSNR is the worse one."""
+    scored = []
+
+    def score(self, output, path):
+        scored.append(os.path.basename(path))
+        first = len(scored) <= 2
+        return {'psnr': 10.0 if first else 12.0, 'lpips': 0.5 if first else 0.6}
+
+    monkeypatch.setattr(Validator, 'score', score)
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    fake_alexnet(str(tmp_path / 'hub'))
+    make_dataset_folders(str(tmp_path / 'data'))
+    val = make_validation_set(str(tmp_path / 'val'), n=3)
+    argv = train_argv(tmp_path, '--val_dataroot', val, '--val_max', '2', '--val_metric', 'lpips', '--n_epochs', '2',
+                      '--n_epochs_decay', '0', '--lr_step_after_epoch')
+    assert train_script.main(argv) == 0
+    assert scored == ['v0.png', 'v1.png'] * 2
+    folder = tmp_path / 'saves' / 'run'
+    assert (folder / 'val_log.txt').read_text().count('over 2 image(s)') == 2
+    best = json.loads((folder / 'best.json').read_text())
+    assert (best['metric'], best['value'], best['epoch']) == ('lpips', 0.5, 1)
