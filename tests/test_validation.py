@@ -16,6 +16,7 @@ from helpers import (TINY, fake_alexnet, make_dataset_folders, make_validation_s
                      referenced_files_exist, run_script, train_argv)
 from enhancer import load_enhancer
 from metrics import scores as metrics
+from models.NeRCo_model import NeRCoModel
 from training.validation import Validator
 
 
@@ -160,3 +161,25 @@ def test_val_max_and_val_metric_choose_the_images_and_what_best_follows(tmp_path
     assert (folder / 'val_log.txt').read_text().count('over 2 image(s)') == 2
     best = json.loads((folder / 'best.json').read_text())
     assert (best['metric'], best['value'], best['epoch']) == ('lpips', 0.5, 1)
+
+
+def test_plateau_reduces_the_rate_only_once_niqe_stalls(tmp_path, monkeypatch):
+    """Validations after every image whose NIQE (lower is better) improves twice, then stalls: the rate holds while
+    it improves and for patience (5) validations more, and falls at the sixth without improvement. (A stalling
+    PSNR never reduces it today: train.py passes a higher-is-better metric negated, and the schedule's relative
+    threshold counts a negative value that stays equal as an improvement; reported, not yet fixed.)"""
+    values = iter([10.0, 9.0] + [9.0] * 20)
+    monkeypatch.setattr(Validator, 'score', lambda self, output, path: {'niqe': next(values)})
+    real_step, rates = NeRCoModel.optimize_parameters, []
+
+    def record_the_rate(self):
+        rates.append(self.optimizers[0].param_groups[0]['lr'] / self.opt.lr)
+        return real_step(self)
+
+    monkeypatch.setattr(NeRCoModel, 'optimize_parameters', record_the_rate)
+    make_dataset_folders(str(tmp_path / 'data'), n=5)
+    val = make_validation_set(str(tmp_path / 'val'), ground_truth=False, n=1)
+    argv = train_argv(tmp_path, '--val_dataroot', val, '--val_freq_iters', '1', '--lr_policy', 'plateau',
+                      '--n_epochs', '2', '--n_epochs_decay', '0')
+    assert train_script.main(argv) == 0
+    assert rates == [1.0] * 8 + [0.2] * 2  # validations 1-2 improve, 3-8 do not: the 8th reduces the rate
