@@ -99,14 +99,14 @@ def validate(model, validator, visualizer, run):
         metrics = validator(model, run.epoch, run.total_iters)
         visualizer.loggers.scalars({'val/' + name: value for name, value in metrics.items()}, seen(run))
         value = metrics.get(validator.metric, float('nan'))
-        result = validator.improved(value), value if validator.metric in LOWER_IS_BETTER else -value
-    improved, loss = distributed.broadcast_object(result)
+        result = validator.improved(value), value, validator.metric not in LOWER_IS_BETTER
+    improved, value, higher_is_better = distributed.broadcast_object(result)
     if improved:
         save(model, 'best', run)
         if validator:
             validator.record_best(run.epoch, run.total_iters)
-    if not math.isnan(loss):
-        model.update_learning_rate(loss)
+    if not math.isnan(value):
+        model.update_learning_rate(value, higher_is_better)
 
 
 def report(model, visualizer, opt, run, batch, seconds):

@@ -67,11 +67,15 @@ class BaseModel(ABC):
     def autocast(self):
         return execution.autocast(self.opt, self.device)
 
-    def update_learning_rate(self, metric=None):
+    def update_learning_rate(self, metric=None, higher_is_better=False):
         """Step the schedulers: without a metric (train.py: at the start of each epoch, as the official code does)
-        every schedule but --lr_policy plateau; with one (after a validation, lower is better) plateau's."""
+        every schedule but --lr_policy plateau; with one (after a validation) plateau's, which then follows the
+        metric's direction (a schedule made for the other direction starts afresh)."""
         if (self.opt.lr_policy == 'plateau') != (metric is not None):
             return
+        mode = 'max' if higher_is_better else 'min'
+        if metric is not None and any(s.mode != mode for s in self.schedulers):
+            self.schedulers = [networks.get_scheduler(o, self.opt, plateau_mode=mode) for o in self.optimizers]
         old_lr = self.optimizers[0].param_groups[0]['lr']
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message=re.escape('Detected call of `lr_scheduler.step()` before'))

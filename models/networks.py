@@ -60,16 +60,17 @@ def init_net(net, init_type='normal', init_gain=0.02, device='cpu'):
     return net.to(device)
 
 
-def get_scheduler(optimizer, opt):
-    """Learning-rate scheduler for --lr_policy (linear keeps the rate for n_epochs, then decays it to zero)."""
+def get_scheduler(optimizer, opt, plateau_mode='min'):
+    """Learning-rate scheduler for --lr_policy (linear keeps the rate for n_epochs, then decays it to zero;
+    plateau watches a validation metric that plateau_mode says is better lower ('min') or higher ('max'))."""
     if opt.lr_policy == 'linear':
         def lambda_rule(epoch):
             return 1.0 - max(0, epoch + opt.epoch_count - opt.n_epochs) / float(opt.n_epochs_decay + 1)
         return lr_scheduler.LambdaLR(optimizer, lr_lambda=lambda_rule)
     if opt.lr_policy == 'step':
         return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
-    if opt.lr_policy == 'plateau':  # stepped after each validation, on the metric (lower is better)
-        return lr_scheduler.ReduceLROnPlateau(optimizer, mode='min', factor=0.2, threshold=0.01, patience=5)
+    if opt.lr_policy == 'plateau':  # stepped after each validation, on the metric
+        return lr_scheduler.ReduceLROnPlateau(optimizer, mode=plateau_mode, factor=0.2, threshold=0.01, patience=5)
     if opt.lr_policy == 'cosine':
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=opt.n_epochs, eta_min=0)
     raise ValueError('--lr_policy %s is not one of %s' % (opt.lr_policy, ', '.join(LR_POLICIES)))

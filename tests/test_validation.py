@@ -163,13 +163,14 @@ def test_val_max_and_val_metric_choose_the_images_and_what_best_follows(tmp_path
     assert (best['metric'], best['value'], best['epoch']) == ('lpips', 0.5, 1)
 
 
-def test_plateau_reduces_the_rate_only_once_niqe_stalls(tmp_path, monkeypatch):
-    """Validations after every image whose NIQE (lower is better) improves twice, then stalls: the rate holds while
-    it improves and for patience (5) validations more, and falls at the sixth without improvement. (A stalling
-    PSNR never reduces it today: train.py passes a higher-is-better metric negated, and the schedule's relative
-    threshold counts a negative value that stays equal as an improvement; reported, not yet fixed.)"""
-    values = iter([10.0, 9.0] + [9.0] * 20)
-    monkeypatch.setattr(Validator, 'score', lambda self, output, path: {'niqe': next(values)})
+@pytest.mark.parametrize('metric, values', [('niqe', [10.0, 9.0]), ('psnr', [10.0, 11.0])])
+def test_plateau_reduces_the_rate_only_once_the_validation_metric_stalls(tmp_path, monkeypatch, metric, values):
+    """Validations after every image whose metric improves twice, then stalls: the rate holds while it improves
+    and for patience (5) validations more, and falls at the sixth without improvement, for a lower-is-better and a
+    higher-is-better metric. (PSNR used to be passed negated, and the schedule's relative threshold then counted a
+    stall as an improvement: the rate never fell.)"""
+    values = iter(values + values[-1:] * 20)
+    monkeypatch.setattr(Validator, 'score', lambda self, output, path: {metric: next(values)})
     real_step, rates = NeRCoModel.optimize_parameters, []
 
     def record_the_rate(self):
@@ -178,8 +179,8 @@ def test_plateau_reduces_the_rate_only_once_niqe_stalls(tmp_path, monkeypatch):
 
     monkeypatch.setattr(NeRCoModel, 'optimize_parameters', record_the_rate)
     make_dataset_folders(str(tmp_path / 'data'), n=5)
-    val = make_validation_set(str(tmp_path / 'val'), ground_truth=False, n=1)
+    val = make_validation_set(str(tmp_path / 'val'), ground_truth=metric == 'psnr', n=1)
     argv = train_argv(tmp_path, '--val_dataroot', val, '--val_freq_iters', '1', '--lr_policy', 'plateau',
-                      '--n_epochs', '2', '--n_epochs_decay', '0')
+                      '--n_epochs', '2', '--n_epochs_decay', '0', '--val_metric', metric)
     assert train_script.main(argv) == 0
     assert rates == [1.0] * 8 + [0.2] * 2  # validations 1-2 improve, 3-8 do not: the 8th reduces the rate
