@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO := demo
+# test processes (pytest-xdist; a test file stays in one process, so its shared fixtures are built once)
+TEST_WORKERS ?= 2
 DEMO_FLAGS := --gpu_ids -1 --name demo --checkpoints_dir $(DEMO)/saves
 
 .PHONY: install test demo visdom clean-demo
@@ -17,7 +19,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 demo: install
 	$(BIN)/python scripts/make_demo_data.py --out $(DEMO)/dataset
