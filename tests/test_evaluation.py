@@ -1,9 +1,9 @@
 """Evaluation and data tools: metrics against scikit-image, lpips and a NIQE reference; evaluate.py on result
 folders; test.py --metrics; prepare_dataset.py; enhance.py and load_enhancer."""
 import csv
+import html.parser
 import json
 import os
-import re
 
 import numpy as np
 import pytest
@@ -14,8 +14,8 @@ from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import ROOT
-from helpers import (TINY, fake_alexnet, image_pair, make_dataset_folders, make_pairs, one_line_error, run_script,
-                     save_tiny_checkpoint, write_image)
+from helpers import (TINY, fake_alexnet, image_pair, make_dataset_folders, make_pairs, one_line_error,
+                     referenced_files_exist, run_script, save_tiny_checkpoint, write_image)
 from metrics import scores as metrics
 from metrics.evaluation import column_means, evaluate
 from models.NeRCo_model import NeRCoModel
@@ -380,11 +380,14 @@ def test_evaluate_compares_several_folders_with_the_numbers_of_separate_calls(tm
     for i in range(2):
         output, _ = image_pair(i + 7, (200, 210))
         Image.fromarray(output).save(os.path.join(theirs, 'img%d.png' % i))
-    separate = {}
+    separate, per_image = {}, {}
     for name, folder in (('ours/test_latest', ours), ('theirs', theirs)):
         assert run_script('scripts/evaluate.py', folder, '--gt', gt, '--no_lpips').returncode == 0
         with open(os.path.join(folder, 'metrics.csv')) as f:
-            separate[name] = [row for row in csv.DictReader(f) if row['image'] == 'mean'][0]
+            rows = list(csv.DictReader(f))
+        separate[name] = [row for row in rows if row['image'] == 'mean'][0]
+        per_image[name] = {os.path.splitext(row['image'])[0].replace('_fake_B', ''): row for row in rows
+                           if row['image'] != 'mean'}
     out = str(tmp_path / 'comparison')
     result = run_script('scripts/evaluate.py', ours, theirs, '--gt', gt, '--no_lpips', '--out', out)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -398,8 +401,36 @@ def test_evaluate_compares_several_folders_with_the_numbers_of_separate_calls(tm
     assert table[0]['psnr'] != table[1]['psnr']
     with open(os.path.join(out, 'comparison.md')) as f:
         assert f.read().count('\n') == 4
-    refs = re.findall(r'src="([^"]+)"', open(os.path.join(out, 'index.html')).read())
-    assert len(refs) == 4 and all(os.path.isfile(os.path.join(out, ref)) for ref in refs)
+    refs = referenced_files_exist(os.path.join(out, 'index.html'))
+    assert len(refs) == 4
+    captions = Captions()
+    with open(os.path.join(out, 'index.html')) as f:
+        captions.feed(f.read())
+    assert len(captions.found) == 4
+    for stem, name, values in captions.found:  # each caption holds its own folder's numbers for its image
+        assert values['PSNR'] == '%.4f' % float(per_image[name][stem]['psnr']), (stem, name)
+        assert values['NIQE'] == '%.4f' % float(per_image[name][stem]['niqe']), (stem, name)
+
+
+class Captions(html.parser.HTMLParser):
+    """(image stem, folder, {metric: value}) of each caption of a comparison page, under its image's header."""
+
+    def __init__(self):
+        super().__init__()
+        self.found, self.stem, self.tag = [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        self.tag = tag
+
+    def handle_endtag(self, tag):
+        self.tag = None
+
+    def handle_data(self, data):
+        if self.tag == 'h3':
+            self.stem = data.strip()
+        elif self.tag == 'p' and ': PSNR ' in data:
+            name, _, numbers = data.partition(': ')
+            self.found.append((self.stem, name, dict(item.split(' ') for item in numbers.split(', '))))
 
 
 def test_means_leave_nan_out_and_a_column_of_nan_stays_nan_without_a_warning(recwarn):
