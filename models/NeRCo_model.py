@@ -78,11 +78,8 @@ class NeRCoModel(BaseModel):
             self.visual_names = ['real_A', 'fake_B']
         shared = dict(norm=opt.norm, init_type=opt.init_type, init_gain=opt.init_gain, device=self.device)
         g_args = dict(shared, ngf=opt.ngf, netG=opt.netG, use_dropout=not opt.no_dropout)
-        self.netG_A = execution.prepare(networks.define_G(opt.input_nc * 2, opt.output_nc, **g_args), opt)
-        self.netPre = execution.prepare(
-            networks.define_Pre(opt.input_nc, ngf=opt.ngf, use_dropout=not opt.no_dropout, **shared), opt)
-        self.netH = execution.prepare(
-            networks.define_H(opt.input_nc, opt.output_nc, ngf=opt.ngf, use_dropout=not opt.no_dropout, **shared), opt)
+        inference = networks.define_inference(opt.input_nc, opt.output_nc, **g_args)
+        self.netG_A, self.netPre, self.netH = (execution.prepare(inference[n], opt) for n in ('G_A', 'Pre', 'H'))
         if not self.isTrain:
             return
 

@@ -63,10 +63,8 @@ class NeRCo(nn.Module, PyTorchModelHubMixin):
         if format_version != FORMAT_VERSION:
             raise UserError('config.json: format_version %r is not one this code reads (%d); export the model again '
                             'with scripts/export.py, or update NeRCo' % (format_version, FORMAT_VERSION))
-        shared = dict(norm=norm, use_dropout=not no_dropout, device='cpu')
-        self.netG_A = networks.define_G(input_nc * 2, output_nc, ngf=ngf, netG=netG, **shared)
-        self.netPre = networks.define_Pre(input_nc, ngf=ngf, **shared)
-        self.netH = networks.define_H(input_nc, output_nc, ngf=ngf, **shared)
+        inference = networks.define_inference(input_nc, output_nc, ngf, netG, norm, use_dropout=not no_dropout)
+        self.netG_A, self.netPre, self.netH = (inference[name] for name in ('G_A', 'Pre', 'H'))
         self.architecture = dict(ngf=ngf, netG=netG, norm=norm, no_dropout=no_dropout, input_nc=input_nc,
                                  output_nc=output_nc)
         self.eval()

@@ -105,6 +105,15 @@ def define_H(input_nc, output_nc, ngf, norm='instance', use_dropout=False, init_
     return init_net(net, init_type, init_gain, device)
 
 
+def define_inference(input_nc, output_nc, ngf, netG, norm='instance', use_dropout=False, init_type='normal',
+                     init_gain=0.02, device='cpu'):
+    """The inference networks in the order their weights are drawn: {'G_A': the enhancer (on cat(image, Pre(image))),
+    'Pre': the NRN, 'H': the mask extractor}."""
+    init = dict(norm=norm, use_dropout=use_dropout, init_type=init_type, init_gain=init_gain, device=device)
+    return {'G_A': define_G(input_nc * 2, output_nc, ngf, netG, **init), 'Pre': define_Pre(input_nc, ngf, **init),
+            'H': define_H(input_nc, output_nc, ngf, **init)}
+
+
 def define_D(input_nc, ndf, netD, n_layers_D=3, norm='instance', init_type='normal', init_gain=0.02, device='cpu'):
     """A PatchGAN discriminator chosen by --netD (basic is the 70x70 PatchGAN)."""
     norm_layer = get_norm_layer(norm)
