@@ -1,0 +1,258 @@
+"""Enhance a low-light video with a trained NeRCo, frame by frame, keeping its timing, size, rotation and sound.
+
+    python scripts/enhance_video.py night.mp4 --checkpoints saves/LSRW --out night_enhanced.mp4
+    python scripts/enhance_video.py night.mp4 --checkpoints saves/LSRW --out out.mp4 --temporal_window 16 --device cuda
+
+Every frame keeps its timestamp (variable frame rates stay variable), the audio and subtitle streams are copied
+unchanged, and the container follows --out's extension. --temporal_window N lets the enhancement's colour gain
+follow a moving average over about N frames (models/temporal.py), so that the brightness of a static scene does not
+jump from frame to frame; 0 enhances each frame exactly as test.py enhances it as an image. The output is written
+under a temporary name beside --out and renamed when complete.
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from enhancer import load_enhancer  # noqa: E402
+from models.temporal import GainSmoother  # noqa: E402
+from util.images import to_uint8  # noqa: E402
+from util.util import UserError, command  # noqa: E402
+
+CRF_CODECS = ('libx264', 'libx265', 'libvpx-vp9')
+COPIED = ('audio', 'subtitle')
+
+
+def default_codec():
+    """H.264 (libx264) where PyAV's FFmpeg has it, else MPEG-4 part 2, which every FFmpeg build can encode."""
+    return 'libx264' if 'libx264' in av.codecs_available else 'mpeg4'
+
+
+def is_video_encoder(name):
+    try:
+        return av.codec.Codec(name, 'w').type == 'video'
+    except (ValueError, av.error.FFmpegError):
+        return False
+
+
+def probe(path):
+    """(frame count or 0 when unknown, display matrix of the first frame or None) of path's first video stream;
+    a UserError when path is not a readable video or its video stream has no frame."""
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise UserError('%s has no video stream' % path)
+            stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise UserError('%s: its video codec cannot be decoded by this FFmpeg' % path)
+            first = next(container.decode(stream), None)
+    except av.error.FFmpegError as exc:
+        raise UserError('%s: not a video FFmpeg can read (%s)' % (path, exc.strerror or exc)) from None
+    if first is None:
+        raise UserError('%s: its video stream has no frames' % path)
+    matrix = [bytes(data) for data in first.side_data if data.type.name == 'DISPLAYMATRIX']
+    return stream.frames, list(np.frombuffer(matrix[0], np.int32)) if matrix else None
+
+
+def pixel_format(codec, width, height):
+    """yuv420p, the format every player takes, or yuv444p where a side is odd (4:2:0 needs even sides)."""
+    formats = [f.name for f in av.codec.Codec(codec, 'w').video_formats or ()]
+    wanted = 'yuv420p' if width % 2 == 0 and height % 2 == 0 else 'yuv444p'
+    if wanted in formats:
+        return wanted
+    if wanted == 'yuv444p':
+        raise UserError('--codec %s cannot encode the odd size %dx%d; use --codec libx264' % (codec, width, height))
+    return formats[0]
+
+
+class Writer:
+    """The output container: the enhanced video stream and copies of the input's audio and subtitle streams."""
+
+    def __init__(self, path, source, args, matrix):
+        try:
+            self.container = av.open(path, 'w')
+        except ValueError:
+            raise UserError('--out %s: no container format for its extension; use e.g. .mp4 or .mkv'
+                            % args.out) from None
+        video = source.streams.video[0]
+        width, height = video.codec_context.width, video.codec_context.height
+        self.video = self.container.add_stream(args.codec, rate=video.average_rate or video.guessed_rate or 25)
+        self.video.width, self.video.height = width, height
+        self.video.pix_fmt = pixel_format(args.codec, width, height)
+        self.video.time_base = self.video.codec_context.time_base = video.time_base
+        if args.codec in CRF_CODECS:
+            self.video.options = {'crf': str(args.crf), **({'b': '0'} if args.codec == 'libvpx-vp9' else {})}
+        if matrix is not None:
+            self.video.set_display_matrix(matrix)
+        self.copies = {s.index: self.container.add_stream_from_template(s) for s in source.streams
+                       if s.type in COPIED}
+
+    def copy(self, packet):
+        if packet.dts is not None:
+            packet.stream = self.copies[packet.stream.index]
+            self.container.mux(packet)
+
+    def write(self, image, pts, time_base):
+        frame = av.VideoFrame.from_ndarray(image, format='rgb24')
+        frame.pts, frame.time_base = pts, time_base
+        self.container.mux(self.video.encode(frame))
+
+    def close(self):
+        self.container.mux(self.video.encode(None))
+        self.container.close()
+
+
+class FrameBatches:
+    """Enhances frames in batches of batch_size and hands each output, in order and with its timestamp, to write.
+    A frame that could not be decoded (image None) repeats the previous enhanced frame."""
+
+    def __init__(self, enhance, batch_size, write):
+        self.enhance, self.batch_size, self.write = enhance, batch_size, write
+        self.pending, self.previous, self.count = [], None, 0
+
+    def add(self, image, pts, time_base):
+        self.pending.append((image, pts, time_base))
+        if len(self.pending) == self.batch_size:
+            self.flush()
+
+    def flush(self):
+        images = [image for image, _, _ in self.pending if image is not None]
+        outputs = iter(self.enhance(np.stack(images)) if images else ())
+        for image, pts, time_base in self.pending:
+            self.previous = next(outputs) if image is not None else self.previous
+            if self.previous is not None:
+                self.write(self.previous, pts, time_base)
+                self.count += 1
+        self.pending = []
+
+
+def batch_enhancer(enhancer, args):
+    """A function from a stack of RGB frames (N, H, W, 3) uint8 to their enhanced versions, in order (with
+    --temporal_window, each depends on the frames before it)."""
+    smoother = GainSmoother(args.temporal_window) if args.temporal_window else None
+
+    def enhance(frames):
+        batch = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+        try:
+            enhanced = to_uint8(enhancer.tensor(batch))
+            return smoother(frames, enhanced) if smoother else enhanced
+        except torch.cuda.OutOfMemoryError:
+            raise UserError('out of GPU memory at %dx%d with --batch_size %d; try a smaller --batch_size, --tile 512, '
+                            '--amp bf16 or --device cpu' % (frames.shape[2], frames.shape[1], args.batch_size)) from None
+    return enhance
+
+
+def frame_time(packet):
+    return float(packet.pts * packet.time_base) if packet.pts is not None else float('nan')
+
+
+def transcode(enhance, args, target, frames, matrix):
+    """Enhance args.input's video stream into target (a new file); returns the number of frames written."""
+    with av.open(args.input) as source:
+        video = source.streams.video[0]
+        writer = Writer(target, source, args, matrix)
+        progress = tqdm(total=frames or None, desc='enhancing', unit='frame', file=sys.stdout, dynamic_ncols=True)
+        batches = FrameBatches(enhance, args.batch_size, writer.write)
+        for packet in source.demux(video, *(s for s in source.streams if s.index in writer.copies)):
+            if packet.stream.index != video.index:
+                writer.copy(packet)
+                continue
+            try:
+                decoded = [(f.to_ndarray(format='rgb24'), f.pts, f.time_base) for f in packet.decode()]
+            except av.error.InvalidDataError as exc:
+                what = 'repeated the previous enhanced frame' if batches.previous is not None or batches.pending \
+                    else 'dropped it (no earlier frame to repeat)'
+                tqdm.write('frame at %.3f s of %s could not be decoded (%s); %s' % (
+                    frame_time(packet), args.input, exc.strerror or exc, what), file=sys.stderr)
+                decoded = [(None, packet.pts, packet.time_base)]
+            for image, pts, time_base in decoded:
+                batches.add(image, pts, time_base)
+                progress.update()
+        batches.flush()
+        progress.close()
+        writer.close()
+    return batches.count
+
+
+def check_paths(args):
+    if not os.path.isfile(args.input):
+        raise UserError('%s: no such file' % args.input)
+    if os.path.realpath(args.out) == os.path.realpath(args.input):
+        raise UserError('--out %s is the input itself; choose another file name' % args.out)
+    if os.path.exists(args.out) and not args.overwrite:
+        raise UserError('--out %s exists; give --overwrite to replace it' % args.out)
+
+
+def load(args):
+    """The enhancer for args.checkpoints, with the flags of test.py that apply (none for an ONNX file)."""
+    options = ['--amp', args.amp, '--tile', str(args.tile)] + ['--compile'] * args.compile + args.options
+    return load_enhancer(args.checkpoints, args.epoch, args.device, [] if os.path.isfile(args.checkpoints)
+                         else options)
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('input', help='the video to enhance (any container and codec FFmpeg reads)')
+    parser.add_argument('--checkpoints', required=True,
+                        help='folder with <epoch>_net_{G_A,Pre,H}.pth (e.g. saves/LSRW), a Hub-layout folder or a '
+                             '.onnx file (scripts/export.py)')
+    parser.add_argument('--out', required=True, help='the enhanced video; its extension chooses the container')
+    parser.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
+    parser.add_argument('--epoch', default='latest', help='which checkpoint: latest or an epoch number')
+    parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 or mps')
+    parser.add_argument('--batch_size', type=int, default=4, help='frames per pass through the networks')
+    parser.add_argument('--temporal_window', type=int, default=0,
+                        help='against flicker: the colour gain of the enhancement follows a moving average over '
+                             'about N frames (models/temporal.py); 0 (default) enhances each frame on its own')
+    parser.add_argument('--codec', default=default_codec(),
+                        help='video encoder (default %(default)s); the size is kept, odd sides in yuv444p')
+    parser.add_argument('--crf', type=int, default=18,
+                        help='quality for libx264, libx265 and libvpx-vp9: 0 lossless, 18 (default) visually '
+                             'lossless, higher is smaller; other codecs use their own defaults')
+    parser.add_argument('--amp', default='none', choices=('none', 'bf16', 'fp16'), help='mixed precision on a GPU')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the networks (one size per clip)')
+    parser.add_argument('--tile', type=int, default=0, help='compute out of core in bands of about N x N pixels')
+    parser.add_argument('--options', nargs=argparse.REMAINDER, default=[], help='further test.py flags')
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error('--batch_size %d: give 1 or more' % args.batch_size)
+    if args.temporal_window < 0:
+        parser.error('--temporal_window %d: give a number of frames, or 0 for none' % args.temporal_window)
+    if not is_video_encoder(args.codec):
+        parser.error('--codec %s: not a video encoder of this FFmpeg; try %s' % (args.codec, default_codec()))
+    return args
+
+
+@command
+def main(argv=None):
+    args = parse(argv)
+    check_paths(args)
+    frames, matrix = probe(args.input)
+    enhancer = load(args)
+    folder = os.path.dirname(os.path.abspath(args.out))
+    name, ext = os.path.splitext(os.path.basename(args.out))
+    fd, target = tempfile.mkstemp(prefix='.%s.' % name[:64], suffix='.partial' + ext, dir=folder)
+    os.close(fd)
+    try:
+        count = transcode(batch_enhancer(enhancer, args), args, target, frames, matrix)
+        os.replace(target, args.out)
+    except KeyboardInterrupt:
+        raise UserError('interrupted; nothing was written to %s' % args.out) from None
+    except OSError as exc:
+        raise UserError('--out %s: %s' % (args.out, exc.strerror or exc)) from None
+    finally:
+        if os.path.exists(target):
+            os.remove(target)
+    print('enhanced %d frame(s) of %s into %s' % (count, args.input, args.out))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
