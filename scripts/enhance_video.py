@@ -145,7 +145,8 @@ def batch_enhancer(enhancer, args):
             return smoother(frames, enhanced) if smoother else enhanced
         except torch.cuda.OutOfMemoryError:
             raise UserError('out of GPU memory at %dx%d with --batch_size %d; try a smaller --batch_size, --tile 512, '
-                            '--amp bf16 or --device cpu' % (frames.shape[2], frames.shape[1], args.batch_size)) from None
+                            '--amp bf16 or --device cpu' % (frames.shape[2], frames.shape[1], args.batch_size)
+                            ) from None
     return enhance
 
 

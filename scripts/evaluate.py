@@ -5,11 +5,13 @@ optionally LOE against the low-light inputs.
     python scripts/evaluate.py my_outputs/                      # NIQE only
     python scripts/evaluate.py results/LSRW/test_latest --gt dataset/testB --loe --ssim uniform
     python scripts/evaluate.py results/LSRW/test_latest other_method/ --gt dataset/testB --out comparison/
+    python scripts/evaluate.py night_enhanced.mp4 night_smoothed.mp4 --video night.mp4     # flicker of videos
 
 Writes metrics.csv (one row per image and a mean row) and metrics.json beside the images, and puts the table of
 means on the results page (index.html) when the folder is a test.py result. With several folders (this model's and
 other methods' outputs, named alike), it also writes one table (comparison.csv, comparison.md: a row per folder,
 a column per metric) and a page (index.html) showing each image across all folders with its metrics into --out.
+With --video, the results are enhanced videos of that input clip, and their flicker is printed (metrics/flicker.py).
 """
 import argparse
 import os
@@ -18,6 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from metrics.evaluation import compare, evaluate  # noqa: E402
+from metrics.flicker import flicker, luma_frames  # noqa: E402
 from metrics import scores  # noqa: E402
 from util.util import command  # noqa: E402
 
@@ -42,7 +45,17 @@ def main(argv=None):
                              'papers report)')
     parser.add_argument('--no_lpips', action='store_true', help='skip LPIPS')
     parser.add_argument('--device', default='cpu', help='device for LPIPS (cpu, cuda, mps)')
+    parser.add_argument('--video', metavar='INPUT',
+                        help='the results are enhanced videos of the clip INPUT: print how much flicker each adds '
+                             '(1.0: none; static_flicker: over the pixels static in INPUT)')
     args = parser.parse_args(argv)
+    if args.video:
+        reference = luma_frames(args.video)
+        for path in args.results:
+            ratios = flicker(luma_frames(path), reference)
+            print('%s: %s' % (path, ', '.join('%s %s' % (k, 'n/a' if v is None else '%.3f' % v)
+                                              for k, v in ratios.items())))
+        return 0
     runs = {}
     for folder in args.results:
         runs[method_name(folder, runs)] = evaluate(folder, args.gt, args.inputs, args.ssim, args.loe,

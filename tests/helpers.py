@@ -1,6 +1,7 @@
 """Helpers shared by the test modules: tiny options, generated images and data sets, running a command as a user
 would, and tiny checkpoints."""
 import html.parser
+import importlib.util
 import os
 import subprocess
 import sys
@@ -39,6 +40,15 @@ def make_dataset_folders(root, n=2, size=(40, 36)):
         for i in range(n):
             write_image(os.path.join(root, folder, 'img%d.png' % i), size, seed=i + hash(folder) % 100)
     return root
+
+
+def load_script(path):
+    """A script of scripts/ (path relative to the repository) as a module, to call its functions in-process."""
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0],
+                                                  os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_script(script, *args):

@@ -14,8 +14,8 @@ from skimage import data as skdata
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import ROOT
-from helpers import (TINY, fake_alexnet, image_pair, make_dataset_folders, make_pairs, one_line_error,
-                     referenced_files_exist, run_script, save_tiny_checkpoint, write_image)
+from helpers import (TINY, fake_alexnet, image_pair, load_script, make_dataset_folders, make_pairs,
+                     one_line_error, referenced_files_exist, run_script, save_tiny_checkpoint, write_image)
 from metrics import scores as metrics
 from metrics.evaluation import column_means, evaluate
 from models.NeRCo_model import NeRCoModel
@@ -301,10 +301,7 @@ def test_load_enhancer_accepts_pil_numpy_and_tensors_and_matches_test_py(tmp_pat
 
 
 def test_enhance_py_skips_an_image_too_large_for_the_gpu_and_stops_on_a_user_error(tmp_path, monkeypatch, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('enhance_script', os.path.join(ROOT, 'scripts', 'enhance.py'))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('scripts/enhance.py')
 
     def small_gpu(self, real_A, tile=0):
         if real_A.shape[-1] > 30:

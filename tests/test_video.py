@@ -2,7 +2,6 @@
 per-frame enhancement of its input; --temporal_window removes added flicker; bad input gives one line and leaves
 nothing at --out."""
 import fractions
-import importlib.util
 import os
 import resource
 import signal
@@ -16,13 +15,12 @@ import torch
 
 from conftest import ROOT
 from enhancer import load_enhancer
-from helpers import save_tiny_checkpoint
+from helpers import load_script, save_tiny_checkpoint
 from metrics.flicker import flicker, luma_frames
 from models.temporal import GainSmoother
 
-SPEC = importlib.util.spec_from_file_location('enhance_video', os.path.join(ROOT, 'scripts', 'enhance_video.py'))
-enhance_video = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(enhance_video)
+enhance_video = load_script('scripts/enhance_video.py')
+evaluate = load_script('scripts/evaluate.py')
 
 SIZE = (121, 67)
 MS = fractions.Fraction(1, 1000)
@@ -49,7 +47,7 @@ def write_clip(path, frames, durations_ms, audio=True, rotation=0, codec='libx26
     with av.open(str(path), 'w') as out:
         video = out.add_stream(codec, rate=24)
         video.width, video.height = frames.shape[2], frames.shape[1]
-        video.pix_fmt = 'yuv444p' if codec == 'libx264' else 'yuv420p'
+        video.pix_fmt = 'yuv444p' if codec == 'libx264' else 'yuvj420p'
         video.options = {'crf': '0'} if codec == 'libx264' else {}
         video.time_base = video.codec_context.time_base = MS
         if rotation:
@@ -169,7 +167,113 @@ def test_smoothing_follows_a_moving_average_of_the_gain():
     assert smoothed[:, 0, 0, 0].tolist() == [39, 59, 49]
 
 
-def test_flicker_of_files(clips):
-    frames = luma_frames(clips['vfr'])
-    assert frames.shape == (9, 20, 32)
-    assert abs(flicker(frames, frames)['flicker'] - 1) < 1e-9
+def test_evaluate_reports_the_flicker_of_videos(clips, tmp_path, capsys):
+    frames = dark_scene(9, seed=1, size=(32, 20))
+    brighter = write_clip(tmp_path / 'brighter.mkv', np.clip(frames.astype(int) + 40, 0, 255).astype(np.uint8),
+                          [30, 50, 120] * 3, audio=False)
+    assert evaluate.main([clips['vfr'], brighter, '--video', clips['vfr']]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == '%s: flicker 1.000, static_flicker 1.000' % clips['vfr']
+    reference, output = luma_frames(clips['vfr']), luma_frames(brighter)
+    assert reference.shape == (9, 20, 32)
+    assert lines[1] == '%s: flicker %.3f, static_flicker %.3f' % (brighter, *flicker(output, reference).values())
+    assert float(lines[1].split()[2].rstrip(',')) < 0.9  # the same changes on a brighter base are smaller in log
+
+
+def refused(capsys, *argv):
+    """The one line enhance_video.py ends with on bad input (its exit status is not 0)."""
+    with pytest.raises(SystemExit) as exit_info:
+        enhance_video.main(list(argv))
+    message = exit_info.value.code if isinstance(exit_info.value.code, str) else capsys.readouterr().err
+    assert exit_info.value.code != 0
+    return message.strip().splitlines()[-1]
+
+
+def corrupt_clip(path, bad=5):
+    """An intra-only (MJPEG) clip of ten frames whose frame number bad has its picture data overwritten."""
+    ramp = np.stack([np.full((20, 32, 3), 20 * i, np.uint8) for i in range(10)])
+    write_clip(path, ramp, [40] * 10, audio=False, codec='mjpeg')
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    data = bytearray(path.read_bytes())
+    pos, size = packets[bad]
+    data[pos + size // 4:pos + 3 * size // 4] = bytes(size // 2)
+    path.write_bytes(bytes(data))
+    return str(path)
+
+
+def test_bad_inputs_give_one_line_and_leave_nothing_at_out(clips, tmp_path, capsys):
+    folder, out = clips['folder'], str(tmp_path / 'out.mp4')
+    (tmp_path / 'text.mp4').write_text('not a video')
+    with av.open(str(tmp_path / 'sound.m4a'), 'w') as sound_only:
+        sound_only.add_stream('aac', rate=8000, layout='mono')
+        sound_only.start_encoding()
+    with av.open(str(tmp_path / 'empty.mp4'), 'w') as empty:
+        video = empty.add_stream('libx264', rate=24)
+        video.width, video.height = 32, 20
+        empty.start_encoding()
+    cases = {
+        ('text.mp4',): 'text.mp4: not a video FFmpeg can read',
+        ('sound.m4a',): 'has no video stream',
+        ('empty.mp4',): 'has no video stream',
+        ('missing.mp4',): 'missing.mp4: no such file',
+        (clips['static'], '--codec', 'foo'): '--codec foo: not a video encoder',
+        (clips['static'], '--codec', 'aac'): '--codec aac: not a video encoder',
+        (clips['static'], '--codec', 'mpeg4'): '--codec mpeg4 cannot encode the odd size 121x67',
+        (clips['static'], '--batch_size', '0'): '--batch_size 0',
+        (clips['static'], '--out', clips['static']): 'is the input itself',
+        (clips['static'], '--out', str(tmp_path / 'out.xyz')): 'no container format for its extension',
+    }
+    for (source, *extra), expected in cases.items():
+        source = source if os.path.isabs(source) else str(tmp_path / source)
+        argv = [source, '--checkpoints', folder, '--out', out, *extra] if '--out' not in extra else \
+            [source, '--checkpoints', folder, *extra]
+        assert expected in refused(capsys, *argv), (expected, argv)
+        assert not os.path.exists(out) and not os.path.exists(tmp_path / 'out.xyz')
+    assert not [name for name in os.listdir(tmp_path) if name.startswith('.')]
+    (tmp_path / 'out.mp4').write_bytes(b'earlier work')
+    assert '--out %s exists; give --overwrite' % out in refused(capsys, clips['static'], '--checkpoints', folder,
+                                                                  '--out', out)
+    assert (tmp_path / 'out.mp4').read_bytes() == b'earlier work'
+
+
+def test_ctrl_c_leaves_nothing_at_out(clips, tmp_path, capsys, monkeypatch):
+    real, calls = enhance_video.to_uint8, []
+
+    def convert_then_ctrl_c(batch):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(batch)
+
+    monkeypatch.setattr(enhance_video, 'to_uint8', convert_then_ctrl_c)
+    out = tmp_path / 'out.mp4'
+    line = refused(capsys, clips['static'], '--checkpoints', clips['folder'], '--out', str(out))
+    assert line == 'error: interrupted; nothing was written to %s' % out and len(calls) == 2
+    assert os.listdir(tmp_path) == []
+
+
+def limit_file_size():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, as a full disk
+
+
+def test_a_full_disk_leaves_nothing_at_out(clips, tmp_path):
+    out = tmp_path / 'out.mp4'
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'enhance_video.py'), clips['static'],
+                             '--checkpoints', clips['folder'], '--out', str(out), '--crf', '0'], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-2000:]
+    assert lines[-1] == 'error: --out %s: File too large' % out
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_corrupt_frame_is_named_and_replaced_by_the_previous_one(clips, tmp_path, capsys):
+    source = corrupt_clip(tmp_path / 'corrupt.mkv')
+    out = tmp_path / 'out.mkv'
+    assert enhance_video.main([source, '--checkpoints', clips['folder'], '--out', str(out), '--crf', '0']) == 0
+    assert 'frame at 0.200 s of %s could not be decoded' % source in capsys.readouterr().err
+    frames, times, _, _ = read_clip(out)
+    assert times == [0.04 * i for i in range(10)] and len(frames) == 10
+    assert np.array_equal(frames[5], frames[4]) and not np.array_equal(frames[6], frames[5])
