@@ -41,9 +41,9 @@ def dark_scene(n, seed=0, size=SIZE):
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
-def write_clip(path, frames, durations_ms, audio=True, rotation=0, codec='libx264'):
+def write_clip(path, frames, durations_ms, audio=True, rotation=0, codec='libx264', subtitles=None):
     """A clip as a camera would write it: H.264 (lossless, yuv444p for the odd size) with the given frame
-    durations, an AAC sound track and a rotation in the container."""
+    durations, an AAC sound track, a rotation in the container and the subtitles of an .srt file."""
     with av.open(str(path), 'w') as out:
         video = out.add_stream(codec, rate=24)
         video.width, video.height = frames.shape[2], frames.shape[1]
@@ -53,6 +53,8 @@ def write_clip(path, frames, durations_ms, audio=True, rotation=0, codec='libx26
         if rotation:
             video.set_display_rotation(rotation)
         sound = out.add_stream('aac', rate=8000, layout='mono') if audio else None
+        srt = av.open(subtitles) if subtitles else None
+        text = out.add_stream_from_template(srt.streams.subtitles[0]) if srt else None
         pts = 0
         for image, duration in zip(frames, durations_ms):
             frame = av.VideoFrame.from_ndarray(image, format='rgb24')
@@ -68,11 +70,18 @@ def write_clip(path, frames, durations_ms, audio=True, rotation=0, codec='libx26
                 block.sample_rate, block.pts, block.time_base = 8000, start, fractions.Fraction(1, 8000)
                 out.mux(sound.encode(block))
             out.mux(sound.encode(None))
+        if srt:
+            for packet in srt.demux():
+                if packet.size:
+                    packet.stream = text
+                    out.mux(packet)
+            srt.close()
     return str(path)
 
 
-def read_clip(path):
-    """(frames (N, H, W, 3), timestamps in seconds, rotation, [(audio packet bytes, seconds)]) of a clip."""
+def read_clip(path, kind='audio'):
+    """(frames (N, H, W, 3), timestamps in seconds, rotation, [(bytes, seconds) of each packet of the first stream
+    of kind]) of a clip."""
     with av.open(str(path)) as container:
         video = container.streams.video[0]
         decoded = list(container.decode(video))
@@ -80,9 +89,15 @@ def read_clip(path):
         times = [float(f.pts * f.time_base) for f in decoded]
         rotation = decoded[0].rotation
     with av.open(str(path)) as container:
-        audio = [(bytes(p), float(p.pts * p.time_base)) for p in container.demux(audio=0) if p.size] \
-            if container.streams.audio else []
+        streams = getattr(container.streams, kind)
+        audio = [(bytes(p), float(p.pts * p.time_base)) for p in container.demux(streams[0]) if p.size] \
+            if streams else []
     return frames, times, rotation, audio
+
+
+def write_subtitles(path):
+    path.write_text('1\n00:00:00,000 --> 00:00:00,150\nA car passes\n\n2\n00:00:00,200 --> 00:00:00,500\nQuiet\n')
+    return str(path)
 
 
 @pytest.fixture(scope='module')
@@ -91,7 +106,8 @@ def clips(tmp_path_factory):
     return {
         'folder': save_tiny_checkpoint(root),
         'static': write_clip(root / 'static.mp4', dark_scene(48), [41, 42, 42] * 16, rotation=90),
-        'vfr': write_clip(root / 'vfr.mkv', dark_scene(9, seed=1, size=(32, 20)), [30, 50, 120] * 3, audio=False),
+        'vfr': write_clip(root / 'vfr.mkv', dark_scene(9, seed=1, size=(32, 20)), [30, 50, 120] * 3, audio=False,
+                          subtitles=write_subtitles(root / 'night.srt')),
     }
 
 
@@ -117,12 +133,13 @@ def test_every_frame_is_enhanced_with_its_timing_size_rotation_and_sound(clips, 
     assert not [name for name in os.listdir(tmp_path) if name != 'out.mp4']
 
 
-def test_variable_frame_rate_and_container_are_kept(clips, tmp_path):
+def test_variable_frame_rate_container_and_subtitles_are_kept(clips, tmp_path):
     out = tmp_path / 'out.mkv'
     result = run(clips['vfr'], '--checkpoints', clips['folder'], '--out', str(out), '--crf', '0')
     assert result.returncode == 0, result.stderr[-2000:]
-    _, times, _, _ = read_clip(clips['vfr'])
-    _, out_times, _, _ = read_clip(out)
+    _, times, _, subtitles = read_clip(clips['vfr'], 'subtitles')
+    _, out_times, _, out_subtitles = read_clip(out, 'subtitles')
+    assert out_subtitles == subtitles == [(b'A car passes', 0.0), (b'Quiet', 0.2)]
     assert out_times == times and np.allclose(np.diff(times), [0.03, 0.05, 0.12, 0.03, 0.05, 0.12, 0.03, 0.05])
     with av.open(str(out)) as container:
         assert container.format.name == 'matroska,webm'
