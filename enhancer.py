@@ -4,10 +4,9 @@ runs it)."""
 import json
 import os
 
-import torch
-
 from models import create_model, deployment, inference
 from options.test_options import TestOptions
+from util.runtime import named_device
 from util.util import UserError
 
 ARCHITECTURE_FLAGS = ('ngf', 'netG', 'norm', 'no_dropout', 'input_nc', 'output_nc')
@@ -52,7 +51,7 @@ def load_enhancer(path, epoch='latest', device='cpu', options=(), hint=inference
     checkpoint, the architecture is the one recorded there), a Hub-layout folder (config.json, model.safetensors:
     scripts/export.py) or an ONNX file (run by onnxruntime). options are extra test.py flags (e.g. ['--tile',
     '512']; not for ONNX), hint what the out-of-GPU-memory line suggests."""
-    path = os.path.abspath(path)
+    path, device = os.path.abspath(path), named_device(str(device))
     if os.path.isfile(path):
         if options:
             raise UserError('%s: test.py flags (%s) do not apply to an ONNX file' % (path, ' '.join(options)))
@@ -62,7 +61,6 @@ def load_enhancer(path, epoch='latest', device='cpu', options=(), hint=inference
     argv = ['--dataroot', path, '--name', os.path.basename(path), '--checkpoints_dir', os.path.dirname(path),
             '--epoch', str(epoch), *architecture, *options]
     opt = TestOptions().gather_options(argv)
-    device = torch.device(device)
     opt.isTrain, opt.device = False, str(device)
     opt.gpu_ids = [device.index or 0] if device.type == 'cuda' else []
     model = create_model(opt)

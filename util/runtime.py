@@ -26,6 +26,24 @@ def choose_device(requested):
     return [], 'cpu'
 
 
+def named_device(name, flag='--device'):
+    """The torch.device that name (cpu, cuda, cuda:1, mps) names, when this machine has it; otherwise a UserError
+    naming flag."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError('%s %s: not a device; use cpu, cuda, cuda:1 or mps' % (flag, name)) from None
+    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
+        found = '%d CUDA device(s)' % torch.cuda.device_count() if torch.cuda.is_available() else 'no usable CUDA'
+        raise UserError('%s %s: this machine has %s; use --device cpu' % (flag, name, found))
+    mps = getattr(torch.backends, 'mps', None)
+    if device.type == 'mps' and not (mps is not None and mps.is_available()):
+        raise UserError('%s %s: MPS is not available here; use --device cpu' % (flag, name))
+    if device.type not in ('cpu', 'cuda', 'mps'):
+        raise UserError('%s %s: not supported; use cpu, cuda, cuda:1 or mps' % (flag, name))
+    return device
+
+
 def setup(opt):
     """Set opt.gpu_ids (the GPUs this process uses) and opt.device; under torchrun, join the process group with one
     GPU per process. Does nothing when opt.device is already set. Returns opt."""
