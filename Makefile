@@ -1,5 +1,6 @@
 # make demo : install, make a small data set, train briefly on the CPU, enhance the test images (offline)
 # make test : install, run the test suite
+# make app : install the web demo's packages (requirements-app.txt); then python app.py --checkpoints saves/LSRW
 # make visdom : optional live training display
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ DEMO := demo
 TEST_WORKERS ?= 2
 DEMO_FLAGS := --gpu_ids -1 --name demo --checkpoints_dir $(DEMO)/saves
 
-.PHONY: install test demo visdom clean-demo
+.PHONY: install app test demo visdom clean-demo
 
 install: $(VENV)/.installed
 
@@ -18,7 +19,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
 	touch $@
 
-test: install
+app: install $(VENV)/.app-installed
+
+$(VENV)/.app-installed: requirements-app.txt
+	$(BIN)/pip install -q -r requirements-app.txt
+	touch $@
+
+test: install app
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 demo: install

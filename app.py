@@ -1,0 +1,158 @@
+"""A web page that enhances low-light photos with a trained NeRCo (Gradio): drop photos, compare each with its
+enhanced version on a before/after slider, download the outputs as PNG files at the photos' full size.
+
+    python app.py --checkpoints saves/LSRW
+    python app.py --checkpoints saves/LSRW --device cuda --examples dataset/testA --host 0.0.0.0 --port 7860
+
+It listens on 127.0.0.1 unless --host says otherwise, opens no share link unless --share, and sends no analytics.
+One model is held in memory and one photo set is enhanced at a time; later requests wait in a queue, and the page
+shows their place in it. --checkpoints takes what scripts/enhance.py takes (a run's folder, a Hub-layout folder,
+an ONNX file).
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from enhancer import load_enhancer  # noqa: E402
+from models.inference import Enhancer  # noqa: E402
+from util.images import find_images, load_rgb  # noqa: E402
+from util.util import UserError, command  # noqa: E402
+
+TILE_BAND = 512
+TILE_CHOICES = ('auto', 'on', 'off')
+PRECISIONS = ('none', 'bf16', 'fp16')
+
+
+class Photos:
+    """Enhances uploaded photos with one model: checks their size, tiles large ones, and turns every failure into a
+    message on the page (gr.Error) so that the next request works."""
+
+    def __init__(self, enhancer, max_pixels, tile_above, folder):
+        self.enhancer, self.max_pixels, self.tile_above, self.folder = enhancer, max_pixels, tile_above, folder
+        self.tiled = Enhancer(enhancer.model, TILE_BAND) if isinstance(enhancer, Enhancer) else None
+
+    def read(self, path):
+        name = os.path.basename(path)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except Exception:
+            raise gr.Error('%s is not an image this page can read (PNG, JPEG, WebP, TIFF, BMP...)' % name) from None
+        if width * height > self.max_pixels:
+            raise gr.Error('%s has %dx%d pixels, more than this page takes (--max_pixels %d); enhance it with '
+                           'scripts/enhance.py --options --tile 512' % (name, width, height, self.max_pixels))
+        try:
+            return np.asarray(load_rgb(path))
+        except Exception as exc:
+            raise gr.Error('%s cannot be read: %s' % (name, exc)) from None
+
+    def enhance_one(self, photo, tile, precision):
+        pixels = photo.shape[0] * photo.shape[1]
+        use_tile = self.tiled is not None and (tile == 'on' or tile == 'auto' and pixels > self.tile_above)
+        enhancer = self.tiled if use_tile else self.enhancer
+        if isinstance(enhancer, Enhancer):
+            enhancer.model.opt.amp = precision
+        try:
+            return enhancer(photo)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise gr.Error('out of GPU memory at %dx%d; choose tiling "on" or a smaller photo'
+                           % (photo.shape[1], photo.shape[0])) from None
+
+    def __call__(self, paths, tile='auto', precision='none'):
+        """(before/after pair of the first photo, gallery of (output, caption), output PNG paths) for the uploaded
+        photo paths."""
+        if not paths:
+            raise gr.Error('upload a photo first')
+        outputs, gallery = [], []
+        folder = tempfile.mkdtemp(dir=self.folder)
+        for path in paths:
+            enhanced = self.enhance_one(self.read(path), tile, precision)
+            target = os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + '_enhanced.png')
+            Image.fromarray(enhanced).save(target)
+            outputs.append(target)
+            gallery.append((target, os.path.basename(path)))
+        return (paths[0], outputs[0]), gallery, outputs
+
+
+def compare(paths, outputs, selection: gr.SelectData):
+    """The before/after pair of the photo picked in the gallery."""
+    return paths[selection.index], outputs[selection.index]
+
+
+def build(photos, examples, on_gpu):
+    with gr.Blocks(title='NeRCo low-light enhancement', analytics_enabled=False) as page:
+        gr.Markdown('# NeRCo: low-light photo enhancement\nDrop one or several dark photos; each output keeps its '
+                    "photo's full size. Photos above %.0f megapixels are tiled by default."
+                    % (photos.tile_above / 1e6))
+        with gr.Row():
+            with gr.Column():
+                uploads = gr.File(file_count='multiple', file_types=['image'], label='Low-light photos',
+                                  elem_id='uploads')
+                tile = gr.Radio(TILE_CHOICES, value='auto', label='Tiling (for large photos: same result, less '
+                                'memory)')
+                precision = gr.Radio(PRECISIONS, value='none', label='Mixed precision (GPU)', visible=on_gpu)
+                run = gr.Button('Enhance', variant='primary', elem_id='enhance')
+                if examples:
+                    gr.Examples([[[path]] for path in examples], inputs=[uploads], label='Examples')
+            with gr.Column():
+                slider = gr.ImageSlider(label='Before / after', type='filepath', format='png', elem_id='slider')
+                gallery = gr.Gallery(label='Enhanced (pick one to compare)', format='png', columns=4)
+                downloads = gr.File(label='Enhanced PNG files', file_count='multiple', elem_id='downloads')
+        outputs = gr.State([])
+        run.click(photos, [uploads, tile, precision], [slider, gallery, downloads], api_name='enhance').then(
+            lambda files: files, downloads, outputs, api_visibility='private')
+        gallery.select(compare, [uploads, outputs], slider, api_visibility='private')
+    return page
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--checkpoints', default=os.environ.get('NERCO_CHECKPOINTS'),
+                        required='NERCO_CHECKPOINTS' not in os.environ,
+                        help='folder with <epoch>_net_{G_A,Pre,H}.pth (e.g. saves/LSRW), a Hub-layout folder or a '
+                             '.onnx file (default: $NERCO_CHECKPOINTS, as a Hugging Face Space sets it)')
+    parser.add_argument('--epoch', default='latest', help='which checkpoint: latest or an epoch number')
+    parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 or mps')
+    parser.add_argument('--host', default=os.environ.get('GRADIO_SERVER_NAME', '127.0.0.1'),
+                        help='address to listen on (0.0.0.0: every interface; default 127.0.0.1, or '
+                             '$GRADIO_SERVER_NAME, which Hugging Face Spaces set)')
+    parser.add_argument('--port', type=int, default=int(os.environ.get('GRADIO_SERVER_PORT', 7860)),
+                        help='port to listen on')
+    parser.add_argument('--examples', help='a folder of photos offered as examples on the page')
+    parser.add_argument('--max_pixels', type=int, default=40_000_000, help='larger photos are refused on the page')
+    parser.add_argument('--tile_above', type=int, default=4_000_000,
+                        help='photos with more pixels are enhanced out of core (tiling "auto")')
+    parser.add_argument('--share', action='store_true', help="also open a public gradio.live link (off: local only)")
+    args = parser.parse_args(argv)
+    if args.max_pixels < 1 or args.tile_above < 0:
+        parser.error('--max_pixels must be 1 or more and --tile_above 0 or more')
+    return args
+
+
+@command
+def main(argv=None):
+    args = parse(argv)
+    examples = find_images(args.examples) if args.examples else []
+    if args.examples and not examples:
+        raise UserError('--examples %s: no images found' % args.examples)
+    enhancer = load_enhancer(args.checkpoints, args.epoch, args.device)
+    with tempfile.TemporaryDirectory(prefix='nerco_app_') as folder:
+        photos = Photos(enhancer, args.max_pixels, args.tile_above, folder)
+        page = build(photos, examples, args.device.startswith('cuda'))
+        page.queue(default_concurrency_limit=1)
+        page.launch(server_name=args.host, server_port=args.port, share=args.share, allowed_paths=[folder],
+                    footer_links=['api'])
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

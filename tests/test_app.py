@@ -1,0 +1,132 @@
+"""The web demo (app.py) served on 127.0.0.1: its API gives what scripts/enhance.py gives, bad uploads get a message
+on the page and the app keeps serving, and a real browser (headless Chromium) shows the enhanced photo."""
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+from helpers import image_pair, load_script, save_tiny_checkpoint
+
+gradio_client = pytest.importorskip('gradio_client', reason='the app test needs requirements-app.txt (make test)')
+app_script = load_script('app.py')
+enhance_script = load_script('scripts/enhance.py')
+MAX_PIXELS = 6000
+CHROMIUM, CHROMEDRIVER = shutil.which('chromium'), shutil.which('chromedriver')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def served(tmp_path_factory):
+    """(URL of app.py serving a tiny checkpoint, the checkpoint folder, a folder with two photos)."""
+    root = tmp_path_factory.mktemp('app')
+    folder = save_tiny_checkpoint(root)
+    photos = root / 'photos'
+    photos.mkdir()
+    for name, size in (('odd.png', (37, 53)), ('even.png', (40, 32))):
+        Image.fromarray(image_pair(len(name), size)[1]).save(photos / name)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, os.path.join(ROOT, 'app.py'), '--checkpoints', folder, '--port',
+                               str(port), '--max_pixels', str(MAX_PIXELS), '--examples', str(photos)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = 'http://127.0.0.1:%d/' % port
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            break
+        except OSError:
+            assert server.poll() is None and time.time() < deadline, server.stdout.read() if server.poll() else 'slow'
+            time.sleep(0.5)
+    yield url, folder, photos
+    server.terminate()
+    server.wait(30)
+
+
+def enhanced_by_script(folder, photos, out):
+    assert enhance_script.main([str(photos), '--checkpoints', folder, '--out', str(out)]) == 0
+    return {name: np.asarray(Image.open(out / name)) for name in ('odd.png', 'even.png')}
+
+
+def test_api_gives_what_enhance_py_gives(served, tmp_path):
+    url, folder, photos = served
+    client = gradio_client.Client(url, verbose=False)
+    pair, gallery, files = client.predict([gradio_client.handle_file(str(photos / n)) for n in ('odd.png', 'even.png')],
+                                          'auto', 'none', api_name='/enhance')
+    expected = enhanced_by_script(folder, photos, tmp_path / 'script')
+    assert [os.path.basename(f) for f in files] == ['odd_enhanced.png', 'even_enhanced.png']
+    for name, path in zip(('odd.png', 'even.png'), files):
+        assert np.array_equal(np.asarray(Image.open(path)), expected[name]), name
+    assert np.array_equal(np.asarray(Image.open(pair[1])), expected['odd.png']) and len(gallery) == 2
+    tiled = client.predict([gradio_client.handle_file(str(photos / 'odd.png'))], 'on', 'none', api_name='/enhance')
+    assert np.abs(np.asarray(Image.open(tiled[2][0])).astype(int) - expected['odd.png']).max() <= 1
+
+
+def test_bad_uploads_get_a_message_and_the_app_keeps_serving(served, tmp_path):
+    url, _, photos = served
+    client = gradio_client.Client(url, verbose=False)
+    (tmp_path / 'notes.png').write_text('not an image')
+    Image.new('RGB', (100, 80)).save(tmp_path / 'large.png')
+    for name, message in (('notes.png', 'notes.png is not an image this page can read'),
+                          ('large.png', 'large.png has 100x80 pixels, more than this page takes (--max_pixels 6000)')):
+        with pytest.raises(gradio_client.exceptions.AppError, match=message.replace('(', r'\(').replace(')', r'\)')):
+            client.predict([gradio_client.handle_file(str(tmp_path / name))], 'auto', 'none', api_name='/enhance')
+    result = client.predict([gradio_client.handle_file(str(photos / 'even.png'))], 'auto', 'none',
+                            api_name='/enhance')
+    assert np.asarray(Image.open(result[2][0])).shape == (40, 32, 3)
+
+
+def test_missing_checkpoint_folder_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        app_script.main(['--checkpoints', str(tmp_path / 'nothing'), '--port', str(free_port())])
+    assert str(exit_info.value.code).startswith('error: ') and 'nothing' in str(exit_info.value.code)
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason='no Chromium and ChromeDriver here (Debian packages '
+                                                             'chromium and chromium-driver; .ci/run installs them)')
+def test_a_browser_uploads_a_photo_and_shows_it_enhanced(served, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    url, folder, photos = served
+    expected = enhanced_by_script(folder, photos, tmp_path / 'script')['odd.png']
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
+                 '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                 '--window-size=1400,1000', '--user-data-dir=%s' % (tmp_path / 'profile')):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        browser.get(url)
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, '#uploads input[type=file]'))
+        browser.find_element(By.CSS_SELECTOR, '#uploads input[type=file]').send_keys(str(photos / 'odd.png'))
+        wait.until(lambda b: 'odd' in b.find_element(By.ID, 'uploads').text)
+        browser.find_element(By.ID, 'enhance').click()
+        shown = wait.until(lambda b: [img for img in b.execute_script(
+            "return [...document.querySelectorAll('#slider img')].map(i => [i.src, i.naturalWidth, i.naturalHeight])")
+            if 'odd_enhanced' in img[0] and img[1] > 0])
+        time.sleep(1)
+        browser.save_screenshot(str(tmp_path / 'page.png'))
+    finally:
+        browser.quit()
+    src, width, height = shown[0]
+    assert (width, height) == (53, 37)
+    with urllib.request.urlopen(src, timeout=30) as response:
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.read())).convert('RGB')), expected)
+    assert Image.open(tmp_path / 'page.png').size[0] > 0
