@@ -26,6 +26,19 @@ class NLayerDiscriminator(nn.Module):
     def forward(self, x):
         return self.model(x)
 
+    @staticmethod
+    def smallest_input(n_layers):
+        """The smallest side, a multiple of 4, for which every normalised layer keeps more than one pixel per
+        channel (a norm of a single pixel fails in training) and one score is left."""
+        def fits(side):
+            side //= 2
+            for n in range(1, n_layers + 1):
+                side = side // 2 if n < n_layers else side - 1
+                if side < 2:
+                    return False
+            return True
+        return next(side for side in range(4, 1 << 16, 4) if fits(side))
+
 
 class PixelDiscriminator(nn.Module):
     """1x1 PatchGAN: classifies every pixel."""

@@ -104,9 +104,22 @@ class BaseOptions:
 
     def check(self, parser, opt):
         """Reject option combinations that cannot work, naming the flag."""
-        for flag in ('batch_size', 'ngf', 'ndf', 'load_size', 'crop_size', 'input_nc', 'output_nc'):
+        for flag in ('batch_size', 'ngf', 'ndf', 'load_size', 'crop_size'):
             if getattr(opt, flag) < 1:
                 parser.error('--%s must be at least 1' % flag)
+        for flag in ('input_nc', 'output_nc'):
+            if getattr(opt, flag) != 3:
+                parser.error('--%s %d: NeRCo reads and writes RGB images, so only 3 works' % (flag, getattr(opt, flag)))
+        if opt.num_threads < 0:
+            parser.error('--num_threads %d: give 0 (load in the main process) or more' % opt.num_threads)
+        if not opt.max_dataset_size >= 1:
+            parser.error('--max_dataset_size %s: give a number of images, 1 or more (default: all)'
+                         % opt.max_dataset_size)
+        try:
+            opt.suffix.format(**vars(opt))
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            parser.error('--suffix %s: %s; write option names in braces, e.g. {netG}_size{load_size}, and a literal '
+                         'brace as {{ or }}' % (opt.suffix, 'no option %s' % exc if isinstance(exc, KeyError) else exc))
         if opt.compile_mode != 'default' and not opt.compile:
             parser.error('--compile_mode %s: give --compile too' % opt.compile_mode)
 

@@ -1,5 +1,5 @@
 """Training options: the official flags (display, saving, schedule, losses) plus NeRCo's CLIP and edge options."""
-from models.discriminators import GAN_MODES
+from models.discriminators import GAN_MODES, NLayerDiscriminator
 from models.edge_filter import EDGE_FILTERS, EDGE_RGB
 from models.execution import CUDA_GRAPH_MODES
 from models.networks import LR_POLICIES
@@ -125,3 +125,15 @@ class TrainOptions(BaseOptions):
                          'max-autotune-no-cudagraphs' % opt.compile_mode)
         if opt.val_freq < 1 or opt.val_freq_iters < 0 or opt.val_max < 0:
             parser.error('--val_freq must be at least 1, --val_freq_iters and --val_max at least 0')
+        if opt.save_epoch_freq < 1:
+            parser.error('--save_epoch_freq %d: give a number of epochs, 1 or more' % opt.save_epoch_freq)
+        if opt.n_epochs < 0 or opt.n_epochs_decay < 0:
+            parser.error('--n_epochs and --n_epochs_decay must be 0 or more')
+        if opt.lr_policy == 'step' and opt.lr_decay_iters < 1:
+            parser.error('--lr_decay_iters %d: --lr_policy step decays every this many epochs: give 1 or more'
+                         % opt.lr_decay_iters)
+        if opt.netD != 'pixel':
+            smallest = NLayerDiscriminator.smallest_input(3 if opt.netD == 'basic' else opt.n_layers_D)
+            if opt.crop_size < smallest:
+                parser.error('--crop_size %d is too small for the PatchGAN discriminators (--netD %s): give %d or more'
+                             % (opt.crop_size, opt.netD, smallest))

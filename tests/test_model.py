@@ -290,7 +290,7 @@ def test_paper_clip_flag_lets_clip_loss_reach_generators(tmp_path):
     grads = {}
     for flag in ([], ['--paper_clip']):
         torch.manual_seed(0)
-        model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--crop_size', '16', *flag))
+        model = build_model(train_options(tmp_path, '--ngf', '8', '--ndf', '8', '--crop_size', '24', *flag))
         model.set_input({'A': torch.rand(1, 3, 16, 16) * 2 - 1, 'B': torch.rand(1, 3, 16, 16) * 2 - 1,
                          'A_paths': ['a'], 'B_paths': ['b']})
         model.forward()
