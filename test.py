@@ -21,6 +21,7 @@ from util import runtime
 from metrics.evaluation import evaluate
 from util.html import HTML
 from util.images import output_names, save_image, to_uint8
+from util.locks import FolderLock
 from util.util import UserError, command, writable_folder
 
 OUT_OF_MEMORY_HINT = 'try --tile 512, --amp bf16, a smaller copy (--preprocess scale_width --load_size N) or the CPU'
@@ -48,6 +49,13 @@ def run(options, opt):
     if opt.load_iter > 0:
         web_dir = '%s_iter%d' % (web_dir, opt.load_iter)
     writable_folder(web_dir, '--results_dir %s' % opt.results_dir)
+    with FolderLock(web_dir, '.results.lock', 'test.py run', 'another --results_dir'):
+        enhance_into(web_dir, options, opt)
+
+
+def enhance_into(web_dir, options, opt):
+    """Enhance the test images into web_dir (held by this run): images, page, options and, with --metrics,
+    scores."""
     options.save(opt, web_dir)  # beside the results, so that released checkpoints can stay read-only
     dataset = create_dataset(opt)
     model = create_model(opt)

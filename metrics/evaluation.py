@@ -90,6 +90,9 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
             notes.append(str(exc))
     scorers = {'lpips': lpips_model, 'niqe': scores.NIQE(niqe) if niqe else None, 'ssim_mode': ssim_mode}
     rows, skipped = score(outputs, truths, sources if loe else {}, scorers)
+    if not rows:
+        raise UserError('%s: none of its %d image(s) could be scored (e.g. %s is unreadable); fix or remove them'
+                        % (folder_of(outputs, page), len(outputs), skipped[0]))
     columns = [c for c in COLUMNS if any(c in row for row in rows)]
     means = column_means(rows, columns)
     if truths:
@@ -104,7 +107,7 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
                          % (column.upper(), len(nan), too_small(column, ssim_mode), nan[0]))
     summary = {'images': len(rows), 'mean': means, 'skipped': skipped, 'notes': notes,
                'lower_is_better': sorted(LOWER_IS_BETTER & set(columns))}
-    folder = os.path.dirname(page) if page else os.path.dirname(next(iter(outputs.values())))
+    folder = folder_of(outputs, page)
     write_csv(os.path.join(folder, 'metrics.csv'), rows, columns, means)
     atomic_write(os.path.join(folder, 'metrics.json'),
                  lambda f: f.write(strict_json({**summary, 'per_image': rows}).encode()))
@@ -114,10 +117,24 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
     return dict(summary, per_image=rows, outputs=outputs)
 
 
+def folder_of(outputs, page):
+    """Where evaluate() writes metrics.csv: beside the results page, else beside the images."""
+    return os.path.dirname(page) if page else os.path.dirname(next(iter(outputs.values())))
+
+
+def check_comparison_folder(out):
+    """A UserError when out holds a page that no comparison wrote (a test.py results page), which compare() would
+    replace."""
+    if os.path.isfile(os.path.join(out, 'index.html')) and not os.path.isfile(os.path.join(out, 'comparison.csv')):
+        raise UserError('--out %s holds a page that no comparison wrote (%s); choose another --out folder'
+                        % (out, os.path.join(out, 'index.html')))
+
+
 def compare(runs, out):
     """Put several scored result folders side by side: {method name: evaluate()'s summary} -> out/comparison.csv
     and out/comparison.md (one row per method, one column per metric) and out/index.html (each image across all
     methods, with its metrics). Returns the path of the page."""
+    check_comparison_folder(out)
     columns = [c for c in COLUMNS if any(c in run['mean'] for run in runs.values())]
     head = ['method', 'images', *('%s%s' % (c, ' (lower is better)' if c in LOWER_IS_BETTER else '') for c in columns)]
     table = [[name, str(run['images']), *('%.4f' % run['mean'][c] if c in run['mean'] else '' for c in columns)]

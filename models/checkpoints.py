@@ -6,6 +6,7 @@ A set is written in two phases: every file goes to a temporary file beside its f
 {label}_checkpoint.json, listing each file with its temporary name and hash, replaces the previous one (the commit);
 then the temporary files are renamed into place. A kill before the commit leaves the previous set whole; a kill
 after it is completed by recover() at the next start, which also removes temporary files left by a kill."""
+import contextlib
 import errno
 import glob
 import hashlib
@@ -17,7 +18,7 @@ import shutil
 import torch
 import torch.nn as nn
 
-from util.util import UserError, atomic_write, write_temporary
+from util.util import UserError, atomic_write, read_json, write_temporary
 
 TEMPORARY = re.compile(r'^\..+\.tmp$')
 
@@ -78,24 +79,28 @@ def save_set(folder, label, objects):
         atomic_write(manifest_path(folder, label), lambda f: f.write(manifest))
     except BaseException as exc:
         for entry in entries.values():
-            os.remove(os.path.join(folder, entry['temporary']))
-        if disk_full(exc):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, entry['temporary']))
+        error = os_error(exc)
+        if error is not None and error.errno == errno.ENOSPC:
             raise UserError('%s: disk full while saving checkpoint %s (it needs about %d MB, %d MB are free); the '
                             'previous %s checkpoint is kept; free some space and resume with --continue_train'
                             % (folder, label, tensor_bytes(list(objects.values())) >> 20,
                                shutil.disk_usage(folder).free >> 20, label)) from None
+        if error is not None:
+            raise UserError('%s: checkpoint %s could not be saved (%s); the previous %s checkpoint is kept; make the '
+                            'folder writable and resume with --continue_train'
+                            % (folder, label, error.strerror or error, label)) from None
         raise
     for name, entry in entries.items():
         os.replace(os.path.join(folder, entry['temporary']), os.path.join(folder, name))
 
 
-def disk_full(error):
-    """Whether error, or an error it was raised from (torch.save wraps the OSError of a failed write), is ENOSPC."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-            return True
+def os_error(error):
+    """The OSError that error is or was raised from (torch.save wraps the OSError of a failed write), or None."""
+    while error is not None and not isinstance(error, OSError):
         error = error.__cause__ or error.__context__
-    return False
+    return error
 
 
 def tensor_bytes(obj):
@@ -172,15 +177,22 @@ def read_clip_weights(path):
     return without_module_prefix(state.get('state_dict', state))
 
 
+def manifest_entries(path):
+    """{file name: {'digest', 'temporary'}} of a checkpoint set's manifest (<label>_checkpoint.json)."""
+    hint = 'the file is damaged: move it away (the set it lists is then taken as it is)'
+    entries = read_json(path, hint)
+    if not isinstance(entries, dict) or not isinstance(entries.get('files'), dict):
+        raise UserError('%s: not a checkpoint manifest (no "files" object); %s' % (path, hint))
+    return entries['files']
+
+
 def recover(folder):
     """Complete checkpoint sets whose save was killed after its commit, and remove temporary files left by a kill
     (of a set not yet committed, or of a single atomic write)."""
     if not os.path.isdir(folder):
         return
     for path in glob.glob(os.path.join(glob.escape(folder), '*_checkpoint.json')):
-        with open(path) as f:
-            entries = json.load(f)['files']
-        for name, entry in entries.items():
+        for name, entry in manifest_entries(path).items():
             temp = os.path.join(folder, entry['temporary'])
             if os.path.isfile(temp) and digest(temp) == entry['digest']:
                 os.replace(temp, os.path.join(folder, name))
@@ -195,8 +207,7 @@ def check_set(folder, label, paths):
     manifest = manifest_path(folder, label)
     if not os.path.isfile(manifest):
         return
-    with open(manifest) as f:
-        entries = json.load(f)['files']
+    entries = manifest_entries(manifest)
     for path in paths:
         entry = entries.get(os.path.basename(path))
         if entry and os.path.isfile(path) and digest(path) != entry['digest']:

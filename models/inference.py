@@ -14,7 +14,7 @@ from util.images import to_uint8
 from . import execution
 from .deployment import onnx_session
 
-HINT = 'try a smaller image or the CPU'
+HINT = 'try --tile 512, a smaller image or (for the GPU) the CPU'
 
 
 def as_batch(image):
@@ -47,16 +47,20 @@ class ImageEnhancer:
         return back(self.tensor(batch))
 
     def attempt(self, real_A, names):
-        """tensor(real_A), or None when the batch does not fit in GPU memory: then each of its images (names) is
-        reported as skipped on stderr, with the hint."""
+        """tensor(real_A), or None when the batch does not fit in GPU (or CPU) memory: then each of its images
+        (names) is reported as skipped on stderr, with the hint."""
         try:
             return self.tensor(real_A)
-        except torch.cuda.OutOfMemoryError:
+        except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+            on_gpu = isinstance(exc, torch.cuda.OutOfMemoryError)
+            if not (on_gpu or isinstance(exc, MemoryError) or "can't allocate memory" in str(exc)):
+                raise
             height, width = real_A.shape[-2:]
             for name in names:
-                tqdm.write('skipped %s: out of GPU memory at %dx%d; %s' % (name, width, height, self.hint),
-                           file=sys.stderr)
-            torch.cuda.empty_cache()
+                tqdm.write('skipped %s: out of %s memory at %dx%d; %s' % (name, 'GPU' if on_gpu else 'CPU', width,
+                                                                         height, self.hint), file=sys.stderr)
+            if on_gpu:
+                torch.cuda.empty_cache()
             return None
 
 

@@ -12,10 +12,29 @@ from util.util import UserError, atomic_write, strict_json
 PREPROCESS = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 'none')
 
 
+MAX_LOAD_SIZE = 16384  # a 16384 x 16384 image takes 3 GB as float32 RGB, before the networks see it
+
+
+class PassedOnParser(argparse.ArgumentParser):
+    """The parser of flags that another command passes on (enhance.py --options, load_enhancer's options): a bad
+    flag is a UserError naming them, not this parser's usage."""
+
+    def error(self, message):
+        raise UserError('--options: %s' % message)
+
+
 class BaseOptions:
     """Defines the shared flags; subclasses add theirs in initialize() and set isTrain."""
 
     isTrain = False
+    parser_class = argparse.ArgumentParser
+
+    @classmethod
+    def passed_on(cls):
+        """Options whose flags come from another command: a bad flag is then one UserError line."""
+        options = cls()
+        options.parser_class = PassedOnParser
+        return options
 
     def initialize(self, parser):
         parser.add_argument('--dataroot', required=True,
@@ -85,7 +104,7 @@ class BaseOptions:
         return parser
 
     def gather_options(self, argv):
-        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = self.parser_class(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         parser = self.initialize(parser)
         opt, _ = parser.parse_known_args(argv)
         try:
@@ -107,6 +126,9 @@ class BaseOptions:
         for flag in ('batch_size', 'ngf', 'ndf', 'load_size', 'crop_size'):
             if getattr(opt, flag) < 1:
                 parser.error('--%s must be at least 1' % flag)
+        if opt.load_size > MAX_LOAD_SIZE and opt.preprocess != 'none':
+            parser.error('--load_size %d: images are scaled to this size first (%s); give at most %d'
+                         % (opt.load_size, opt.preprocess, MAX_LOAD_SIZE))
         for flag in ('input_nc', 'output_nc'):
             if getattr(opt, flag) != 3:
                 parser.error('--%s %d: NeRCo reads and writes RGB images, so only 3 works' % (flag, getattr(opt, flag)))

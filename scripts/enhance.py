@@ -21,12 +21,13 @@ from models.inference import as_batch  # noqa: E402
 from util.images import find_images, load_rgb, save_image  # noqa: E402
 from util.util import UserError, command  # noqa: E402
 
-OUT_OF_MEMORY_HINT = 'try --options --tile 512 --amp bf16, a smaller copy or --device cpu'
+OUT_OF_MEMORY_HINT = 'try --options --tile 512 (and --amp bf16 on a GPU), a smaller copy or --device cpu'
 
 
-def plan(inputs, out):
+def plan(inputs, out, overwrite=False):
     """{output path: input path} for the image files named directly or found in the folders given (recursively),
-    in order. Two inputs that would share an output, or an output that would replace an input, are refused."""
+    in order, each once. Two inputs that would share an output, an output that would replace an input, and (without
+    overwrite) an existing file at an output are refused."""
     paths = []
     for item in inputs:
         if os.path.isdir(item):
@@ -37,7 +38,10 @@ def plan(inputs, out):
             raise UserError('%s: no such file or folder' % item)
     if not paths:
         raise UserError('no images found in %s' % ', '.join(inputs))
-    sources = {os.path.realpath(path) for path in paths}
+    unique = {}
+    for path in paths:
+        unique.setdefault(os.path.realpath(path), path)  # an image named twice (or also found in a folder): once
+    sources, paths = set(unique), list(unique.values())
     outputs = {}
     for path in paths:
         target = os.path.join(out, os.path.splitext(os.path.basename(path))[0] + '.png')
@@ -48,6 +52,10 @@ def plan(inputs, out):
             raise UserError('--out %s: the output %s would replace an input image; choose another --out folder'
                             % (out, target))
         outputs[target] = path
+    existing = [target for target in outputs if os.path.exists(target)]
+    if existing and not overwrite:
+        raise UserError('--out %s: %s exists (%d output(s) would replace files); give --overwrite to replace them, '
+                        'or choose another --out folder' % (out, existing[0], len(existing)))
     return outputs
 
 
@@ -84,9 +92,14 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 or mps')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the networks: pays off from a few dozen images (docs/PERFORMANCE.md)')
+    parser.add_argument('--overwrite', action='store_true', help='replace files that already exist in --out')
     parser.add_argument('--options', nargs=argparse.REMAINDER, default=[], help='further test.py flags')
+    argv = sys.argv[1:] if argv is None else argv
+    for token in argv[:argv.index('--options') if '--options' in argv else len(argv)]:
+        if token.startswith('-') and token != '-' and os.path.exists(token):
+            parser.error('%s is a file, not a flag: write ./%s, or put -- before it' % (token, token))
     args = parser.parse_args(argv)
-    outputs = plan(args.inputs, args.out)
+    outputs = plan(args.inputs, args.out, args.overwrite)
     options = ['--compile'] * args.compile + args.options
     enhancer = load_enhancer(args.checkpoints, args.epoch, args.device, options, OUT_OF_MEMORY_HINT)
     try:

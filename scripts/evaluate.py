@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from metrics.evaluation import compare, evaluate  # noqa: E402
+from metrics.evaluation import check_comparison_folder, compare, evaluate  # noqa: E402
 from metrics.flicker import flicker, luma_frames  # noqa: E402
 from metrics import scores  # noqa: E402
 from util.util import command  # noqa: E402
@@ -56,6 +56,8 @@ def main(argv=None):
             print('%s: %s' % (path, ', '.join('%s %s' % (k, 'n/a' if v is None else '%.3f' % v)
                                               for k, v in ratios.items())))
         return 0
+    if len(args.results) > 1:
+        check_comparison_folder(args.out)
     runs = {}
     for folder in args.results:
         runs[method_name(folder, runs)] = evaluate(folder, args.gt, args.inputs, args.ssim, args.loe,

@@ -77,7 +77,8 @@ def referenced_files_exist(page):
     assert links.src, page
     for ref in links.src + links.href:
         path = urllib.parse.urlsplit(ref).path  # what a browser requests: '#...' is a fragment, '?...' a query
-        assert os.path.isfile(os.path.join(os.path.dirname(page), urllib.parse.unquote(path))), ref
+        assert os.path.isfile(os.path.join(os.fsencode(os.path.dirname(page)), urllib.parse.unquote_to_bytes(path))), \
+            ref
     return [urllib.parse.unquote(ref) for ref in links.src]
 
 

@@ -1,13 +1,18 @@
 """The bad inputs of the third reliability pass: each gives one line naming the file or flag, and loses nothing."""
+import os
+
 import pytest
 import torch
 
+import test as test_script
 from conftest import build_model
-from helpers import load_script, save_tiny_checkpoint, write_image
+from helpers import load_script, referenced_files_exist, save_tiny_checkpoint, write_image
+from models.inference import Enhancer
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 
 enhance_script = load_script('scripts/enhance.py')
+evaluate_script = load_script('scripts/evaluate.py')
 
 
 def refused(capsys, main, *argv):
@@ -43,6 +48,8 @@ TRAIN_FLAGS = [
     (['--suffix', 'a{'], "--suffix a{: Single '{' encountered"),
     (['--max_dataset_size', 'nan'], '--max_dataset_size nan: give a number of images, 1 or more'),
     (['--num_threads', '-1'], '--num_threads -1: give 0'),
+    (['--load_size', '100000'], '--load_size 100000: images are scaled to this size first (resize_and_crop); give '
+                                'at most 16384'),
     (['--input_nc', '1', '--output_nc', '1'], '--input_nc 1: NeRCo reads and writes RGB images, so only 3 works'),
     (['--output_nc', '4', '--lambda_identity', '0'], '--output_nc 4: NeRCo reads and writes RGB images'),
 ]
@@ -70,3 +77,90 @@ def test_the_smallest_crop_trains(tmp_path):
                      'A_paths': ['a'], 'B_paths': ['b']})
     model.optimize_parameters()
     assert all(torch.isfinite(getattr(model, 'loss_' + name)) for name in ('D_A', 'D_B_edge', 'G_A'))
+
+
+def test_enhance_py_keeps_what_it_did_not_write_and_reads_its_arguments_as_meant(tmp_path, capsys, monkeypatch):
+    folder = save_tiny_checkpoint(tmp_path)
+    photos, out = tmp_path / 'photos', tmp_path / 'out'
+    write_image(str(photos / 't0.png'))
+    write_image(str(out / 't0.png'), seed=5)
+    unrelated = (out / 't0.png').read_bytes()
+    args = [str(photos / 't0.png'), '--checkpoints', folder, '--out', str(out)]
+    assert refused(capsys, enhance_script.main, *args) == \
+        'error: --out %s: %s exists (1 output(s) would replace files); give --overwrite to replace them, or ' \
+        'choose another --out folder' % (out, out / 't0.png')
+    assert (out / 't0.png').read_bytes() == unrelated
+    assert enhance_script.main(args + ['--overwrite']) == 0 and (out / 't0.png').read_bytes() != unrelated
+    capsys.readouterr()
+    twice = [str(photos / 't0.png'), str(photos / '..' / 'photos'), '--checkpoints', folder, '--out',
+             str(tmp_path / 'twice')]
+    assert enhance_script.main(twice) == 0 and 'enhanced 1 image(s)' in capsys.readouterr().out
+    assert refused(capsys, enhance_script.main, *args, '--overwrite', '--options', '--ngf', 'abc') == \
+        "error: --options: argument --ngf: invalid int value: 'abc'"
+    monkeypatch.chdir(photos)
+    os.rename('t0.png', '-dash.png')
+    assert refused(capsys, enhance_script.main, '-dash.png', '--checkpoints', folder, '--out', str(out)).endswith(
+        ': error: -dash.png is a file, not a flag: write ./-dash.png, or put -- before it')
+    by_file = [os.path.join(folder, 'latest_net_G_A.pth'), '--out', str(tmp_path / 'by_file')]
+    assert enhance_script.main(['./-dash.png', '--checkpoints', *by_file]) == 0
+    with open(os.path.join(folder, 'train_opt.json'), 'w') as f:
+        f.write('{"ngf": 8,')
+    assert refused(capsys, enhance_script.main, './-dash.png', '--checkpoints', folder, '--out',
+                   str(tmp_path / 'o')).startswith('error: %s: not readable JSON (' % os.path.join(folder,
+                                                                                                  'train_opt.json'))
+
+
+def test_evaluate_names_a_folder_it_could_not_score_and_keeps_pages_it_did_not_write(tmp_path, capsys):
+    (tmp_path / 'broken').mkdir()
+    (tmp_path / 'broken' / 'only.png').write_bytes(b'not a png')
+    assert refused(capsys, evaluate_script.main, str(tmp_path / 'broken'), '--no_lpips') == \
+        'error: %s: none of its 1 image(s) could be scored (e.g. %s is unreadable); fix or remove them' % (
+            tmp_path / 'broken', tmp_path / 'broken' / 'only.png')
+    assert os.listdir(tmp_path / 'broken') == ['only.png']
+    for name in ('a', 'b'):
+        write_image(str(tmp_path / name / 'x.png'), (20, 12))
+    (tmp_path / 'a' / 'index.html').write_text('<html>test.py results</html>')
+    assert refused(capsys, evaluate_script.main, str(tmp_path / 'a'), str(tmp_path / 'b'), '--no_lpips', '--out',
+                   str(tmp_path / 'a')) == 'error: --out %s holds a page that no comparison wrote (%s); choose ' \
+                                           'another --out folder' % (tmp_path / 'a', tmp_path / 'a' / 'index.html')
+    assert (tmp_path / 'a' / 'index.html').read_text() == '<html>test.py results</html>'
+
+
+def test_long_and_non_utf8_file_names_are_enhanced_and_shown(tmp_path, capsys):
+    folder = save_tiny_checkpoint(tmp_path)
+    long_name = 'n' * 236 + '.png'
+    write_image(str(tmp_path / 'data' / 'testA' / long_name), (20, 12))
+    write_image(str(tmp_path / 'data' / 'testA' / 'plain.png'), (20, 12))
+    os.rename(tmp_path / 'data' / 'testA' / 'plain.png', os.path.join(os.fsencode(tmp_path / 'data' / 'testA'),
+                                                                       b'caf\xe9.png'))
+    test_script.main(['--dataroot', str(tmp_path / 'data'), '--name', 'tiny', '--checkpoints_dir',
+                      str(tmp_path / 'saves'), '--results_dir', str(tmp_path / 'results'), '--gpu_ids', '-1',
+                      '--ngf', '8', '--preprocess', 'none', '--num_threads', '0'])
+    page = tmp_path / 'results' / 'tiny' / 'test_latest' / 'index.html'
+    shown = referenced_files_exist(str(page))
+    assert 'images/%s_fake_B.png' % long_name[:-4] in shown and len(shown) == 4
+    assert 'caf\ufffd' in page.read_text(encoding='utf-8')
+    assert enhance_script.main([str(tmp_path / 'data' / 'testA' / long_name), '--checkpoints', folder, '--out',
+                                str(tmp_path / 'out')]) == 0
+    assert os.listdir(tmp_path / 'out') == [long_name]
+
+
+def test_out_of_cpu_memory_skips_the_image_and_goes_on(tmp_path, capsys, monkeypatch):
+    folder = save_tiny_checkpoint(tmp_path)
+    write_image(str(tmp_path / 'in' / 'big.png'), (40, 32))
+    write_image(str(tmp_path / 'in' / 'small.png'), (20, 12))
+    real = Enhancer.tensor
+
+    def small_memory(self, real_A):
+        if real_A.shape[-1] > 30:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you "
+                               "tried to allocate 1099511627776 bytes. Error code 12 (Cannot allocate memory)")
+        return real(self, real_A)
+
+    monkeypatch.setattr(Enhancer, 'tensor', small_memory)
+    line = refused(capsys, enhance_script.main, str(tmp_path / 'in'), '--checkpoints', folder, '--out',
+                   str(tmp_path / 'out'))
+    assert line == 'error: 1 image(s) could not be enhanced and were skipped'
+    assert 'skipped %s: out of CPU memory at 40x32; try --options --tile 512' % (tmp_path / 'in' / 'big.png') in \
+        capsys.readouterr().err
+    assert os.listdir(tmp_path / 'out') == ['small.png']

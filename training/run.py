@@ -3,13 +3,13 @@ and the checks and warnings given before the first step."""
 import os
 import shutil
 import signal
-import socket
 import sys
 
 import torch
 
 from models import checkpoints, networks
 from util import distributed
+from util.locks import FolderLock
 from util.util import UserError, writable_folder
 
 
@@ -55,8 +55,7 @@ class RunFolder:
         self.opt = opt
         self.path = writable_folder(os.path.join(opt.checkpoints_dir, opt.name),
                                     '--checkpoints_dir %s' % opt.checkpoints_dir)
-        self.lock = os.path.join(self.path, '.training.lock')
-        self.owner = '%d@%s' % (os.getpid(), socket.gethostname())
+        self.lock = FolderLock(self.path, '.training.lock', 'training run', 'another --name')
 
     def __enter__(self):
         """Rank 0 takes the folder; under torchrun the other ranks wait until it holds the folder and has recovered
@@ -65,47 +64,21 @@ class RunFolder:
         return self
 
     def acquire(self):
-        while True:
-            try:
-                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                break
-            except FileExistsError:
-                self.remove_stale_lock()
-        with os.fdopen(fd, 'w') as f:
-            f.write(self.owner)
-        checkpoints.recover(self.path)
-        labels = checkpoints.available_labels(self.path, ['G_A'])
-        if labels and not (self.opt.continue_train or self.opt.overwrite):
-            self.__exit__()
-            raise UserError('%s holds the checkpoints of an earlier run (%s); add --continue_train to resume it, '
-                            'choose another --name, or add --overwrite to start afresh over it'
-                            % (self.path, ', '.join(labels)))
-
-    def remove_stale_lock(self):
-        """Remove the lock of a run that died on this machine; a UserError if its owner may still be running."""
+        self.lock.acquire()
         try:
-            with open(self.lock) as f:
-                owner = f.read().strip()
-        except FileNotFoundError:
-            return
-        pid, _, host = owner.partition('@')
-        if host == socket.gethostname() and pid.isdigit():
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
-                os.remove(self.lock)
-                return
-            except PermissionError:
-                pass
-        raise UserError('%s is in use by another training run (process %s); wait for it or stop it, or choose '
-                        'another --name (if that run is gone, delete %s)' % (self.path, owner, self.lock))
+            checkpoints.recover(self.path)
+            labels = checkpoints.available_labels(self.path, ['G_A'])
+            if labels and not (self.opt.continue_train or self.opt.overwrite):
+                raise UserError('%s holds the checkpoints of an earlier run (%s); add --continue_train to resume '
+                                'it, choose another --name, or add --overwrite to start afresh over it'
+                                % (self.path, ', '.join(labels)))
+        except BaseException:
+            self.lock.release()
+            raise
 
     def __exit__(self, *exc):
-        if distributed.is_main() and os.path.isfile(self.lock):
-            with open(self.lock) as f:
-                mine = f.read().strip() == self.owner
-            if mine:
-                os.remove(self.lock)
+        if distributed.is_main():
+            self.lock.release()
 
 
 def warn_about_zero_learning_rate(opt, start_epoch):

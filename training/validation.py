@@ -3,9 +3,9 @@ PSNR / SSIM / LPIPS against ground truth where there is one and NIQE always; the
 the training page, and the record of the best value."""
 import csv
 import io
-import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -14,7 +14,7 @@ from metrics import scores
 from metrics.evaluation import LOWER_IS_BETTER, column_means, image_scores
 from models.inference import Enhancer
 from util.images import find_images, images_by_stem, load_rgb, save_image
-from util.util import UserError, atomic_write, strict_json
+from util.util import UserError, atomic_write, read_json, strict_json
 
 REFERENCE_METRICS = ('psnr', 'ssim', 'lpips')
 SAMPLES = 3
@@ -44,6 +44,7 @@ class Validator:
         self.scorers = {'niqe': scores.NIQE(opt.niqe_channel), 'lpips': self.load_lpips(opt) if self.truths else None,
                         'ssim_mode': 'gaussian'}
         # A continued run adds to its record; a new one (--overwrite) starts its own.
+        self.source = os.path.abspath(opt.val_dataroot)
         self.best = self.read_best() if opt.continue_train else None
         self.rows = read_history(os.path.join(folder, 'val_metrics.csv')) if opt.continue_train else []
         self.last = None
@@ -51,12 +52,19 @@ class Validator:
 
     def check_images(self):
         """Read every validation image and ground truth once now, so that an unreadable file, or a ground truth of
-        another size, stops the run at its start rather than at its first validation."""
+        another size, stops the run at its start rather than at its first validation; warn when NIQE, the metric
+        that chooses the best checkpoint, can score none of them."""
+        niqe_blocks = []
         for path in self.paths:
             image = read_image(path)
+            niqe_blocks.append((image.shape[0] // scores.NIQE_BLOCK) * (image.shape[1] // scores.NIQE_BLOCK))
             if path in self.truths and read_image(self.truths[path]).shape != image.shape:
                 raise UserError('--val_dataroot: %s and its ground truth %s differ in size; they must have the same '
                                 'size' % (path, self.truths[path]))
+        if self.metric == 'niqe' and max(niqe_blocks) < 2:
+            print('warning: --val_dataroot %s: no image has two 96x96 blocks, which NIQE needs, so no best checkpoint '
+                  'can be chosen (test.py --epoch best will find none); add larger images, or ground truth (testB) '
+                  'for --val_metric psnr' % self.source, file=sys.stderr)
 
     def load_lpips(self, opt):
         try:
@@ -71,8 +79,17 @@ class Validator:
         path = os.path.join(self.folder, 'best.json')
         if not os.path.isfile(path):
             return None
-        with open(path) as f:
-            return json.load(f)
+        new_record = 'move it and the best_net_*.pth files away to start a new record'
+        best = read_json(path, 'restore it, or ' + new_record)
+        if not isinstance(best, dict) or not isinstance(best.get('metric'), str):
+            raise UserError('%s: not a best-checkpoint record (a JSON object with "metric"); restore it, or %s'
+                            % (path, new_record))
+        if best['metric'] != self.metric or best.get('val_dataroot', self.source) != self.source:
+            raise UserError('--val_metric %s on --val_dataroot %s: the best checkpoint of this run was chosen by %s '
+                            'on %s (%s); continue with those flags, or %s'
+                            % (self.metric, self.source, best['metric'], best.get('val_dataroot', self.source), path,
+                               new_record))
+        return best
 
     def score(self, output, path):
         """{metric: value} for one enhanced image (uint8 array) of the input at path."""
@@ -133,7 +150,8 @@ class Validator:
 
     def record_best(self, epoch, iters):
         """Write best.json for the last validation (once the best checkpoint set is in place)."""
-        self.best = {'epoch': epoch, 'iteration': iters, 'metric': self.metric, 'value': self.last[self.metric]}
+        self.best = {'epoch': epoch, 'iteration': iters, 'metric': self.metric, 'value': self.last[self.metric],
+                     'val_dataroot': self.source}
         text = strict_json(self.best).encode()
         atomic_write(os.path.join(self.folder, 'best.json'), lambda f: f.write(text))
         print('best %s so far: %.4f (epoch %d, iters %d), saved as best_net_*.pth'

@@ -33,19 +33,22 @@ class HTML:
 
     def add_images(self, ims, txts, links, width=400):
         """One table row: each image (a path relative to web_dir) with its caption, linking to `links`. The paths
-        are URL-encoded, so that a file name with '#', '%', '?', spaces or non-ASCII letters still shows."""
+        are URL-encoded from the bytes of the file names, so that a name with '#', '%', '?', spaces, non-ASCII
+        letters or bytes that are not UTF-8 still shows."""
         with self.doc:
             with table(border=1, style='table-layout: fixed;'):
                 with tr():
                     for im, txt, link in zip(ims, txts, links):
                         with td(style='word-wrap: break-word;', halign='center', valign='top'):
                             with p():
-                                with a(href=quote(link)):
-                                    img(style='width:%dpx' % width, src=quote(im))
+                                with a(href=quote(os.fsencode(link))):
+                                    img(style='width:%dpx' % width, src=quote(os.fsencode(im)))
                                 br()
                                 p(txt)
 
     def save(self):
         path = os.path.join(self.web_dir, 'index.html')
-        atomic_write(path, lambda f: f.write(self.doc.render().encode('utf-8')))
+        # a caption holding a file name that is not UTF-8 shows its undecodable bytes as U+FFFD
+        text = self.doc.render().encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
+        atomic_write(path, lambda f: f.write(text.encode('utf-8')))
         return path

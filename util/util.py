@@ -45,11 +45,22 @@ def strict_json(obj):
     return json.dumps(finite(obj), indent=1, allow_nan=False)
 
 
+def read_json(path, hint):
+    """The value in the JSON file at path; a UserError naming the file, with hint (what to do), when it cannot be
+    read or parsed."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise UserError('%s: not readable JSON (%s); %s' % (path, exc, hint)) from None
+
+
 def write_temporary(path, write):
     """Call write(file) on a new hidden temporary file beside path (.<name>.<random>.tmp) that gets the mode the
     umask gives new files, fsync it and return its path; it is removed again if write fails."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
+    # a long name keeps its first 64 characters, so that the temporary name stays within the file system's limit
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path)[:64] + '.', suffix='.tmp', dir=directory)
     try:
         umask = os.umask(0)
         os.umask(umask)
