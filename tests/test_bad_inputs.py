@@ -1,13 +1,20 @@
 """The bad inputs of the third reliability pass: each gives one line naming the file or flag, and loses nothing."""
 import os
+import shutil
+import socket
+import subprocess
 
 import pytest
 import torch
 
 import test as test_script
+import train as train_script
 from conftest import build_model
-from helpers import load_script, referenced_files_exist, save_tiny_checkpoint, write_image
+from helpers import (TINY, load_script, make_dataset_folders, make_validation_set, referenced_files_exist,
+                     save_tiny_checkpoint, train_argv, write_image)
+from models import checkpoints
 from models.inference import Enhancer
+from training.validation import Validator
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 
@@ -164,3 +171,118 @@ def test_out_of_cpu_memory_skips_the_image_and_goes_on(tmp_path, capsys, monkeyp
     assert 'skipped %s: out of CPU memory at 40x32; try --options --tile 512' % (tmp_path / 'in' / 'big.png') in \
         capsys.readouterr().err
     assert os.listdir(tmp_path / 'out') == ['small.png']
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A finished tiny run validated with PSNR (best.json, best_net_*), and its data and validation set."""
+    root = tmp_path_factory.mktemp('trained')
+    make_dataset_folders(str(root / 'data'))
+    val = make_validation_set(str(root / 'val'), size=(100, 36))
+    assert train_script.main(train_argv(root, '--val_dataroot', val)) == 0
+    return root
+
+
+def copy_of(trained, tmp_path):
+    shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
+    return tmp_path / 'saves' / 'run'
+
+
+def test_continuing_with_another_validation_metric_or_set_is_refused_and_changes_nothing(trained, tmp_path):
+    folder = copy_of(trained, tmp_path)
+    options = (folder / 'train_opt.txt').read_text()
+    best = folder / 'best.json'
+    for extra, expected in ((['--val_metric', 'niqe'], 'the best checkpoint of this run was chosen by psnr on '
+                             'these images'),
+                            (['--val_dataroot', str(tmp_path / 'data')], '--val_metric psnr on --val_dataroot %s: '
+                             'the best checkpoint of this run was chosen by psnr on other images (2: v0.png, v1.png)'
+                             % (tmp_path / 'data'))):
+        argv = train_argv(tmp_path, '--val_dataroot', str(tmp_path / 'val'), '--continue_train', '--n_epochs', '3',
+                          *extra)
+        if extra[0] == '--val_dataroot':
+            make_validation_set(str(tmp_path / 'data'), size=(100, 36))
+        with pytest.raises(SystemExit) as exit_info:
+            train_script.main(argv)
+        message = str(exit_info.value)
+        assert expected in message and str(best) in message and '\n' not in message
+        assert (folder / 'train_opt.txt').read_text() == options and not (folder / '.training.lock').exists()
+    best.write_text('{"metric": "psnr", "value": ')
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path, '--val_dataroot', str(tmp_path / 'val'), '--continue_train'))
+    assert str(exit_info.value).startswith('error: %s: not readable JSON' % best)
+    assert (folder / 'train_opt.txt').read_text() == options
+
+
+def test_a_corrupt_checkpoint_manifest_is_named_and_the_lock_released(trained, tmp_path, capsys):
+    folder = copy_of(trained, tmp_path)
+    (folder / 'latest_checkpoint.json').write_text('{"files": ')
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path, '--continue_train'))
+    assert str(exit_info.value).startswith('error: %s: not readable JSON' % (folder / 'latest_checkpoint.json'))
+    assert not (folder / '.training.lock').exists()
+    line = refused(capsys, test_script.main, '--dataroot', str(tmp_path / 'data'), '--name', 'run',
+                   '--checkpoints_dir', str(tmp_path / 'saves'), '--results_dir', str(tmp_path / 'results'), *TINY,
+                   '--preprocess', 'none')
+    assert line.startswith('error: %s: not readable JSON' % (folder / 'latest_checkpoint.json'))
+
+
+def test_a_checkpoint_folder_that_turns_unwritable_keeps_the_previous_set(tmp_path, monkeypatch):
+    make_dataset_folders(str(tmp_path / 'data'))
+    folder = tmp_path / 'saves' / 'run'
+    real_write, real_remove, saves = checkpoints.write_temporary, os.remove, []
+
+    def unwritable_after_the_first_save(path, write):
+        if os.path.basename(path) == 'latest_net_G_A.pth':
+            saves.append(path)
+        if len(saves) > 1:
+            if 'previous' not in saves:
+                saves.append('previous')
+                globals()['previous'] = {n: (folder / n).read_bytes() for n in os.listdir(folder) if 'latest' in n}
+            raise PermissionError(13, 'Permission denied', path)
+        return real_write(path, write)
+
+    def lock_cannot_be_removed(path):
+        if path.endswith('.training.lock') and len(saves) > 1:
+            raise PermissionError(13, 'Permission denied', path)
+        real_remove(path)
+
+    monkeypatch.setattr(checkpoints, 'write_temporary', unwritable_after_the_first_save)
+    monkeypatch.setattr(os, 'remove', lock_cannot_be_removed)
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(train_argv(tmp_path))
+    assert str(exit_info.value) == 'error: %s: checkpoint latest could not be saved (Permission denied); the ' \
+        'previous latest checkpoint is kept; make the folder writable and resume with --continue_train' % folder
+    assert {n: (folder / n).read_bytes() for n in os.listdir(folder) if 'latest' in n} == globals().pop('previous')
+    monkeypatch.setattr(os, 'remove', real_remove)
+    monkeypatch.setattr(checkpoints, 'write_temporary', real_write)
+    assert (folder / '.training.lock').read_text().startswith('%d@' % os.getpid())  # it could not be removed
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    (folder / '.training.lock').write_text('%d@%s' % (dead.pid, socket.gethostname()))  # as that process ended
+    assert train_script.main(train_argv(tmp_path, '--continue_train')) == 0  # the dead process's lock is taken
+
+
+def test_a_results_folder_is_held_by_one_test_run(trained, tmp_path, capsys):
+    copy_of(trained, tmp_path)
+    results = tmp_path / 'results' / 'run' / 'test_latest'
+    results.mkdir(parents=True)
+    (results / '.results.lock').write_text('%d@%s' % (os.getpid(), socket.gethostname()))
+    line = refused(capsys, test_script.main, '--dataroot', str(tmp_path / 'data'), '--name', 'run',
+                   '--checkpoints_dir', str(tmp_path / 'saves'), '--results_dir', str(tmp_path / 'results'), *TINY,
+                   '--preprocess', 'none')
+    assert line == 'error: %s is in use by another test.py run (process %d@%s); wait for it or stop it, or choose ' \
+        'another --results_dir (if that run is gone, delete %s)' % (results, os.getpid(), socket.gethostname(),
+                                                                    results / '.results.lock')
+    assert os.listdir(results) == ['.results.lock']
+
+
+def test_a_validation_set_too_small_for_niqe_is_warned_about_at_start(tmp_path, capsys):
+    val = make_validation_set(str(tmp_path / 'val'), ground_truth=False, size=(100, 36))
+    opt = TrainOptions().parse(['--dataroot', str(tmp_path), '--checkpoints_dir', str(tmp_path), '--val_dataroot',
+                                val, '--gpu_ids', '-1'])
+    Validator(opt, str(tmp_path))
+    assert 'no image has two 96x96 blocks, which NIQE needs, so no best checkpoint can be chosen' in \
+        capsys.readouterr().err
+    make_validation_set(val, ground_truth=False, n=1, size=(200, 100))  # one image with two blocks is enough
+    Validator(opt, str(tmp_path))
+    assert 'NIQE needs' not in capsys.readouterr().err

@@ -44,7 +44,8 @@ class Validator:
         self.scorers = {'niqe': scores.NIQE(opt.niqe_channel), 'lpips': self.load_lpips(opt) if self.truths else None,
                         'ssim_mode': 'gaussian'}
         # A continued run adds to its record; a new one (--overwrite) starts its own.
-        self.source = os.path.abspath(opt.val_dataroot)
+        self.source = opt.val_dataroot
+        self.names = [os.path.relpath(path, source) for path in self.paths]
         self.best = self.read_best() if opt.continue_train else None
         self.rows = read_history(os.path.join(folder, 'val_metrics.csv')) if opt.continue_train else []
         self.last = None
@@ -84,11 +85,12 @@ class Validator:
         if not isinstance(best, dict) or not isinstance(best.get('metric'), str):
             raise UserError('%s: not a best-checkpoint record (a JSON object with "metric"); restore it, or %s'
                             % (path, new_record))
-        if best['metric'] != self.metric or best.get('val_dataroot', self.source) != self.source:
+        names = best.get('val_images', self.names)
+        if best['metric'] != self.metric or names != self.names:
             raise UserError('--val_metric %s on --val_dataroot %s: the best checkpoint of this run was chosen by %s '
-                            'on %s (%s); continue with those flags, or %s'
-                            % (self.metric, self.source, best['metric'], best.get('val_dataroot', self.source), path,
-                               new_record))
+                            'on %s (%s); continue with that metric and set, or %s'
+                            % (self.metric, self.source, best['metric'], 'these images' if names == self.names else
+                               'other images (%d: %s)' % (len(names), ', '.join(names[:3])), path, new_record))
         return best
 
     def score(self, output, path):
@@ -151,7 +153,7 @@ class Validator:
     def record_best(self, epoch, iters):
         """Write best.json for the last validation (once the best checkpoint set is in place)."""
         self.best = {'epoch': epoch, 'iteration': iters, 'metric': self.metric, 'value': self.last[self.metric],
-                     'val_dataroot': self.source}
+                     'val_images': self.names}
         text = strict_json(self.best).encode()
         atomic_write(os.path.join(self.folder, 'best.json'), lambda f: f.write(text))
         print('best %s so far: %.4f (epoch %d, iters %d), saved as best_net_*.pth'
