@@ -10,6 +10,7 @@ import time
 import urllib.request
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -130,3 +131,13 @@ def test_a_browser_uploads_a_photo_and_shows_it_enhanced(served, tmp_path):
     with urllib.request.urlopen(src, timeout=30) as response:
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.read())).convert('RGB')), expected)
     assert Image.open(tmp_path / 'page.png').size[0] > 0
+
+
+def test_out_of_gpu_memory_is_a_message_on_the_page(served, tmp_path):
+    class FullGPU:
+        def __call__(self, photo):
+            raise torch.cuda.OutOfMemoryError('CUDA out of memory')
+
+    photos = app_script.Photos(FullGPU(), MAX_PIXELS, 10 ** 6, str(tmp_path))
+    with pytest.raises(app_script.gr.Error, match='out of GPU memory at 53x37; choose tiling "on" or a smaller photo'):
+        photos([str(served[2] / 'odd.png')])

@@ -49,8 +49,8 @@ TRAIN_FLAGS = [
     (['--lr_policy', 'step', '--lr_decay_iters', '0'], '--lr_decay_iters 0: --lr_policy step decays every'),
     (['--crop_size', '20', '--load_size', '20'], '--crop_size 20 is too small for the PatchGAN discriminators '
                                                  '(--netD basic): give 24 or more'),
-    (['--netD', 'n_layers', '--n_layers_D', '4', '--crop_size', '44'], '--crop_size 44 is too small for the '
-                                                                      'PatchGAN discriminators (--netD n_layers): give 48'),
+    (['--netD', 'n_layers', '--n_layers_D', '4', '--crop_size', '44'],
+     '--crop_size 44 is too small for the PatchGAN discriminators (--netD n_layers): give 48'),
     (['--suffix', '{nosuch}'], "--suffix {nosuch}: no option 'nosuch'"),
     (['--suffix', 'a{'], "--suffix a{: Single '{' encountered"),
     (['--max_dataset_size', 'nan'], '--max_dataset_size nan: give a number of images, 1 or more'),

@@ -324,7 +324,7 @@ def test_enhance_py_skips_an_image_too_large_for_the_gpu_and_stops_on_a_user_err
 
     monkeypatch.setattr(NeRCoModel, 'enhance', refuse)
     with pytest.raises(SystemExit) as exit_info:
-        script.main([str(folder), '--checkpoints', checkpoints, '--out', str(out)])
+        script.main([str(folder), '--checkpoints', checkpoints, '--out', str(out), '--overwrite'])
     assert str(exit_info.value) == 'error: --tile supports the ResNet generators only'
 
 
