@@ -192,10 +192,10 @@ def check_paths(args):
 
 
 def load(args):
-    """The enhancer for args.checkpoints, with the flags of test.py that apply (none for an ONNX file)."""
-    options = ['--amp', args.amp, '--tile', str(args.tile)] + ['--compile'] * args.compile + args.options
-    return load_enhancer(args.checkpoints, args.epoch, args.device, [] if os.path.isfile(args.checkpoints)
-                         else options)
+    """The enhancer for args.checkpoints, with the test.py flags given (an ONNX file refuses them in one line)."""
+    options = ['--amp', args.amp] * (args.amp != 'none') + ['--tile', str(args.tile)] * bool(args.tile)
+    return load_enhancer(args.checkpoints, args.epoch, args.device, options + ['--compile'] * args.compile +
+                         args.options)
 
 
 def parse(argv):
