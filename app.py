@@ -44,6 +44,9 @@ class Photos:
         try:
             with Image.open(path) as image:
                 width, height = image.size
+        except Image.DecompressionBombError:
+            raise gr.Error('%s is too large to open (over %d megapixels); enhance it with scripts/enhance.py --options '
+                           '--tile 512' % (name, 2 * Image.MAX_IMAGE_PIXELS // 10 ** 6)) from None
         except Exception:
             raise gr.Error('%s is not an image this page can read (PNG, JPEG, WebP, TIFF, BMP...)' % name) from None
         if width * height > self.max_pixels:

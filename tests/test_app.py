@@ -141,3 +141,16 @@ def test_out_of_gpu_memory_is_a_message_on_the_page(served, tmp_path):
     photos = app_script.Photos(FullGPU(), MAX_PIXELS, 10 ** 6, str(tmp_path))
     with pytest.raises(app_script.gr.Error, match='out of GPU memory at 53x37; choose tiling "on" or a smaller photo'):
         photos([str(served[2] / 'odd.png')])
+
+
+def test_a_photo_too_large_for_pil_to_open_is_a_message_on_the_page(tmp_path):
+    import struct
+    import zlib
+    Image.new('RGB', (1, 1)).save(tmp_path / 'huge.png')
+    data = bytearray((tmp_path / 'huge.png').read_bytes())
+    header = b'IHDR' + struct.pack('>II', 20000, 10000) + bytes(data[24:29])  # 200 megapixels claimed
+    data[12:33] = header + struct.pack('>I', zlib.crc32(header))
+    (tmp_path / 'huge.png').write_bytes(bytes(data))
+    photos = app_script.Photos(object(), MAX_PIXELS, 10 ** 6, str(tmp_path))
+    with pytest.raises(app_script.gr.Error, match='huge.png is too large to open'):
+        photos.read(str(tmp_path / 'huge.png'))
