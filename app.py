@@ -22,7 +22,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from enhancer import load_enhancer  # noqa: E402
-from models.inference import Enhancer  # noqa: E402
+from models.inference import Enhancer, out_of_memory  # noqa: E402
 from util.images import find_images, load_rgb  # noqa: E402
 from util.util import UserError, command  # noqa: E402
 
@@ -65,10 +65,14 @@ class Photos:
             enhancer.model.opt.amp = precision
         try:
             return enhancer(photo)
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            raise gr.Error('out of GPU memory at %dx%d; choose tiling "on" or a smaller photo'
-                           % (photo.shape[1], photo.shape[0])) from None
+        except (MemoryError, RuntimeError) as exc:
+            device = out_of_memory(exc)
+            if device is None:
+                raise
+            if device == 'GPU':
+                torch.cuda.empty_cache()
+            raise gr.Error('out of %s memory at %dx%d; choose tiling "on" or a smaller photo'
+                           % (device, photo.shape[1], photo.shape[0])) from None
 
     def __call__(self, paths, tile='auto', precision='none'):
         """(before/after pair of the first photo, gallery of (output, caption), output PNG paths) for the uploaded

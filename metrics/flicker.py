@@ -1,9 +1,9 @@
 """Temporal stability of an enhanced video: how much more its brightness changes from frame to frame than its
 input's does. A flicker ratio of 1.0 means the enhancement added no flicker (a constant gain changes nothing)."""
-import av
 import numpy as np
 
 from util.util import UserError
+from util.video import open_video
 
 BT601 = np.array([0.299, 0.587, 0.114])
 STATIC_TOLERANCE = 25
@@ -11,14 +11,8 @@ STATIC_TOLERANCE = 25
 
 def luma_frames(path):
     """The luma (ITU-R BT.601, 0..255) of each frame of path's first video stream, as (N, H, W) floats."""
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise UserError('%s has no video stream' % path)
-            return np.stack([f.to_ndarray(format='rgb24') @ BT601
-                             for f in container.decode(container.streams.video[0])])
-    except av.error.FFmpegError as exc:
-        raise UserError('%s: not a video FFmpeg can read (%s)' % (path, exc.strerror or exc)) from None
+    with open_video(path) as (container, stream):
+        return np.stack([f.to_ndarray(format='rgb24') @ BT601 for f in container.decode(stream)])
 
 
 def brightness_change(frames, where=None):

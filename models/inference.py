@@ -17,17 +17,28 @@ from .deployment import onnx_session
 HINT = 'try --tile 512, a smaller image or (for the GPU) the CPU'
 
 
+def out_of_memory(error):
+    """'GPU' or 'CPU' when error says that device ran out of memory, else None."""
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return 'GPU'
+    if isinstance(error, MemoryError) or isinstance(error, RuntimeError) and "can't allocate memory" in str(error):
+        return 'CPU'
+    return None
+
+
 def as_batch(image):
     """(batch in [-1, 1], function turning an output batch back into image's kind and range) for a PIL image, a
-    uint8 array (H, W) or (H, W, 3), or a tensor in [0, 1] ((3, H, W) or (N, 3, H, W))."""
+    uint8 array (H, W), (H, W, 3) or a stack of frames (N, H, W, 3), or a tensor in [0, 1] ((3, H, W) or
+    (N, 3, H, W))."""
     if isinstance(image, Image.Image):
         return as_batch(np.asarray(image.convert('RGB')))[0], lambda out: Image.fromarray(to_uint8(out)[0])
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
-            raise TypeError('numpy images must be uint8 (H, W) or (H, W, 3), not %s' % image.dtype)
+            raise TypeError('numpy images must be uint8 (H, W), (H, W, 3) or (N, H, W, 3), not %s' % image.dtype)
+        stack = image.ndim == 4
         array = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3]
-        batch = torch.from_numpy(np.array(array)).permute(2, 0, 1)[None].float() / 127.5 - 1
-        return batch, lambda out: to_uint8(out)[0]
+        batch = torch.from_numpy(np.array(array if stack else array[None])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return batch, lambda out: to_uint8(out) if stack else to_uint8(out)[0]
     if isinstance(image, torch.Tensor):
         single = image.dim() == 3
         batch = image[None] if single else image
@@ -51,15 +62,15 @@ class ImageEnhancer:
         (names) is reported as skipped on stderr, with the hint."""
         try:
             return self.tensor(real_A)
-        except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as exc:
-            on_gpu = isinstance(exc, torch.cuda.OutOfMemoryError)
-            if not (on_gpu or isinstance(exc, MemoryError) or "can't allocate memory" in str(exc)):
+        except (MemoryError, RuntimeError) as exc:
+            device = out_of_memory(exc)
+            if device is None:
                 raise
             height, width = real_A.shape[-2:]
             for name in names:
-                tqdm.write('skipped %s: out of %s memory at %dx%d; %s' % (name, 'GPU' if on_gpu else 'CPU', width,
-                                                                         height, self.hint), file=sys.stderr)
-            if on_gpu:
+                tqdm.write('skipped %s: out of %s memory at %dx%d; %s' % (name, device, width, height, self.hint),
+                           file=sys.stderr)
+            if device == 'GPU':
                 torch.cuda.empty_cache()
             return None
 

@@ -18,13 +18,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import av  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from enhancer import load_enhancer  # noqa: E402
+from models.inference import out_of_memory  # noqa: E402
 from models.temporal import GainSmoother  # noqa: E402
-from util.images import to_uint8  # noqa: E402
 from util.util import UserError, command  # noqa: E402
+from util.video import open_video  # noqa: E402
 
 CRF_CODECS = ('libx264', 'libx265', 'libvpx-vp9')
 COPIED = ('audio', 'subtitle')
@@ -45,16 +45,10 @@ def is_video_encoder(name):
 def probe(path):
     """(frame count or 0 when unknown, display matrix of the first frame or None) of path's first video stream;
     a UserError when path is not a readable video or its video stream has no frame."""
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise UserError('%s has no video stream' % path)
-            stream = container.streams.video[0]
-            if stream.codec_context is None:
-                raise UserError('%s: its video codec cannot be decoded by this FFmpeg' % path)
-            first = next(container.decode(stream), None)
-    except av.error.FFmpegError as exc:
-        raise UserError('%s: not a video FFmpeg can read (%s)' % (path, exc.strerror or exc)) from None
+    with open_video(path) as (container, stream):
+        if stream.codec_context is None:
+            raise UserError('%s: its video codec cannot be decoded by this FFmpeg' % path)
+        first = next(container.decode(stream), None)
     if first is None:
         raise UserError('%s: its video stream has no frames' % path)
     matrix = [bytes(data) for data in first.side_data if data.type.name == 'DISPLAYMATRIX']
@@ -139,14 +133,16 @@ def batch_enhancer(enhancer, args):
     smoother = GainSmoother(args.temporal_window) if args.temporal_window else None
 
     def enhance(frames):
-        batch = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
         try:
-            enhanced = to_uint8(enhancer.tensor(batch))
-            return smoother(frames, enhanced) if smoother else enhanced
-        except torch.cuda.OutOfMemoryError:
-            raise UserError('out of GPU memory at %dx%d with --batch_size %d; try a smaller --batch_size, --tile 512, '
-                            '--amp bf16 or --device cpu' % (frames.shape[2], frames.shape[1], args.batch_size)
-                            ) from None
+            enhanced = enhancer(frames)
+        except (MemoryError, RuntimeError) as exc:
+            device = out_of_memory(exc)
+            if device is None:
+                raise
+            raise UserError('out of %s memory at %dx%d with --batch_size %d; try a smaller --batch_size, --tile 512, '
+                            '--amp bf16 or --device cpu' % (device, frames.shape[2], frames.shape[1],
+                                                            args.batch_size)) from None
+        return smoother(frames, enhanced) if smoother else enhanced
     return enhance
 
 

@@ -8,6 +8,7 @@ import sys
 import urllib.parse
 
 import numpy as np
+import pytest
 import torch
 import torchvision
 from PIL import Image
@@ -51,10 +52,19 @@ def load_script(path):
     return module
 
 
-def run_script(script, *args):
-    result = subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
-    return result
+def run_script(script, *args, **run_args):
+    """script (relative to the repository) run as a user would, in a new process; run_args go to subprocess.run."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, **run_args)
+
+
+def refused(capsys, main, *argv):
+    """The last line a command's main(argv) ends with on bad input (its exit status is not 0), without a traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    code = exit_info.value.code
+    assert code != 0
+    return (code if isinstance(code, str) else capsys.readouterr().err).strip().splitlines()[-1]
 
 
 class Links(html.parser.HTMLParser):

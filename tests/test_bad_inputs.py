@@ -11,7 +11,7 @@ import test as test_script
 import train as train_script
 from conftest import build_model
 from helpers import (TINY, load_script, make_dataset_folders, make_validation_set, referenced_files_exist,
-                     save_tiny_checkpoint, train_argv, write_image)
+                     refused, save_tiny_checkpoint, train_argv, write_image)
 from models import checkpoints
 from models.inference import Enhancer
 from training.validation import Validator
@@ -20,15 +20,6 @@ from options.train_options import TrainOptions
 
 enhance_script = load_script('scripts/enhance.py')
 evaluate_script = load_script('scripts/evaluate.py')
-
-
-def refused(capsys, main, *argv):
-    """The last line a command ends with on bad input (its exit status is not 0), without a traceback."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(argv))
-    code = exit_info.value.code
-    assert code != 0
-    return (code if isinstance(code, str) else capsys.readouterr().err).strip().splitlines()[-1]
 
 
 def test_devices_that_are_not_here_are_named(tmp_path, capsys):

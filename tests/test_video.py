@@ -5,18 +5,16 @@ import fractions
 import os
 import resource
 import signal
-import subprocess
-import sys
 
 import av
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
 from enhancer import load_enhancer
-from helpers import load_script, save_tiny_checkpoint
+from helpers import load_script, refused, run_script, save_tiny_checkpoint
 from metrics.flicker import flicker, luma_frames
+from models.inference import Enhancer, ImageEnhancer
 from models.temporal import GainSmoother
 
 enhance_video = load_script('scripts/enhance_video.py')
@@ -111,15 +109,10 @@ def clips(tmp_path_factory):
     }
 
 
-def run(*argv):
-    return subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'enhance_video.py'), *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_every_frame_is_enhanced_with_its_timing_size_rotation_and_sound(clips, tmp_path):
     out = tmp_path / 'out.mp4'
-    result = run(clips['static'], '--checkpoints', clips['folder'], '--out', str(out), '--crf', '0',
-                 '--batch_size', '5')
+    result = run_script('scripts/enhance_video.py', clips['static'], '--checkpoints', clips['folder'], '--out',
+                        str(out), '--crf', '0', '--batch_size', '5')
     assert result.returncode == 0, result.stderr[-2000:]
     frames, times, rotation, audio = read_clip(clips['static'])
     enhanced, out_times, out_rotation, out_audio = read_clip(out)
@@ -135,7 +128,8 @@ def test_every_frame_is_enhanced_with_its_timing_size_rotation_and_sound(clips, 
 
 def test_variable_frame_rate_container_and_subtitles_are_kept(clips, tmp_path):
     out = tmp_path / 'out.mkv'
-    result = run(clips['vfr'], '--checkpoints', clips['folder'], '--out', str(out), '--crf', '0')
+    result = run_script('scripts/enhance_video.py', clips['vfr'], '--checkpoints', clips['folder'], '--out',
+                        str(out), '--crf', '0')
     assert result.returncode == 0, result.stderr[-2000:]
     _, times, _, subtitles = read_clip(clips['vfr'], 'subtitles')
     _, out_times, _, out_subtitles = read_clip(out, 'subtitles')
@@ -145,7 +139,7 @@ def test_variable_frame_rate_container_and_subtitles_are_kept(clips, tmp_path):
         assert container.format.name == 'matroska,webm'
 
 
-class FlickeringEnhancer:
+class FlickeringEnhancer(ImageEnhancer):
     """A stand-in for a network that flickers: it brightens each frame by its own random gain around 4."""
 
     def __init__(self):
@@ -197,15 +191,6 @@ def test_evaluate_reports_the_flicker_of_videos(clips, tmp_path, capsys):
     assert float(lines[1].split()[2].rstrip(',')) < 0.9  # the same changes on a brighter base are smaller in log
 
 
-def refused(capsys, *argv):
-    """The one line enhance_video.py ends with on bad input (its exit status is not 0)."""
-    with pytest.raises(SystemExit) as exit_info:
-        enhance_video.main(list(argv))
-    message = exit_info.value.code if isinstance(exit_info.value.code, str) else capsys.readouterr().err
-    assert exit_info.value.code != 0
-    return message.strip().splitlines()[-1]
-
-
 def corrupt_clip(path, bad=5):
     """An intra-only (MJPEG) clip of ten frames whose frame number bad has its picture data overwritten."""
     ramp = np.stack([np.full((20, 32, 3), 20 * i, np.uint8) for i in range(10)])
@@ -245,27 +230,27 @@ def test_bad_inputs_give_one_line_and_leave_nothing_at_out(clips, tmp_path, caps
         source = source if os.path.isabs(source) else str(tmp_path / source)
         argv = [source, '--checkpoints', folder, '--out', out, *extra] if '--out' not in extra else \
             [source, '--checkpoints', folder, *extra]
-        assert expected in refused(capsys, *argv), (expected, argv)
+        assert expected in refused(capsys, enhance_video.main, *argv), (expected, argv)
         assert not os.path.exists(out) and not os.path.exists(tmp_path / 'out.xyz')
     assert not [name for name in os.listdir(tmp_path) if name.startswith('.')]
     (tmp_path / 'out.mp4').write_bytes(b'earlier work')
-    assert '--out %s exists; give --overwrite' % out in refused(capsys, clips['static'], '--checkpoints', folder,
-                                                                  '--out', out)
+    assert '--out %s exists; give --overwrite' % out in refused(capsys, enhance_video.main, clips['static'],
+                                                                '--checkpoints', folder, '--out', out)
     assert (tmp_path / 'out.mp4').read_bytes() == b'earlier work'
 
 
 def test_ctrl_c_leaves_nothing_at_out(clips, tmp_path, capsys, monkeypatch):
-    real, calls = enhance_video.to_uint8, []
+    real, calls = Enhancer.tensor, []
 
-    def convert_then_ctrl_c(batch):
+    def enhance_then_ctrl_c(self, batch):
         calls.append(1)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGINT)
-        return real(batch)
+        return real(self, batch)
 
-    monkeypatch.setattr(enhance_video, 'to_uint8', convert_then_ctrl_c)
+    monkeypatch.setattr(Enhancer, 'tensor', enhance_then_ctrl_c)
     out = tmp_path / 'out.mp4'
-    line = refused(capsys, clips['static'], '--checkpoints', clips['folder'], '--out', str(out))
+    line = refused(capsys, enhance_video.main, clips['static'], '--checkpoints', clips['folder'], '--out', str(out))
     assert line == 'error: interrupted; nothing was written to %s' % out and len(calls) == 2
     assert os.listdir(tmp_path) == []
 
@@ -277,9 +262,8 @@ def limit_file_size():
 
 def test_a_full_disk_leaves_nothing_at_out(clips, tmp_path):
     out = tmp_path / 'out.mp4'
-    result = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'enhance_video.py'), clips['static'],
-                             '--checkpoints', clips['folder'], '--out', str(out), '--crf', '0'], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size)
+    result = run_script('scripts/enhance_video.py', clips['static'], '--checkpoints', clips['folder'], '--out',
+                        str(out), '--crf', '0', preexec_fn=limit_file_size)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-2000:]
     assert lines[-1] == 'error: --out %s: File too large' % out
