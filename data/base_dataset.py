@@ -2,9 +2,11 @@
 import random
 from abc import ABC, abstractmethod
 
+import numpy as np
 import torch.utils.data as data
-import torchvision.transforms as transforms
 from PIL import Image
+
+from util.images import from_uint8
 
 ORIENTATION = 0x0112  # the EXIF tag; values 5 to 8 turn the image by 90 degrees
 
@@ -32,8 +34,6 @@ class BaseDataset(data.Dataset, ABC):
 def get_transform(opt, method=Image.BICUBIC, crop=True, flip=True):
     """transform(img, rng) -> tensor in [-1, 1]: resize or scale-width, then a random crop and flip drawn from rng
     (a random.Random), as --preprocess, --load_size, --crop_size and --no_flip ask."""
-    to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
-
     def transform(img, rng):
         if 'resize' in opt.preprocess:
             img = img.resize((opt.load_size, opt.load_size), method)
@@ -43,7 +43,7 @@ def get_transform(opt, method=Image.BICUBIC, crop=True, flip=True):
             img = random_crop(img, opt.crop_size, rng)
         if flip and not opt.no_flip and rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        return to_tensor(img)
+        return from_uint8(np.asarray(img))
 
     return transform
 

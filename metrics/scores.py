@@ -12,6 +12,8 @@ from scipy import ndimage
 from scipy.special import gammaln
 from skimage.metrics import structural_similarity
 
+from util.images import from_uint8
+
 SSIM_MODES = {
     # Wang et al.'s parameters: an 11x11 Gaussian window (sigma 1.5), population covariances.
     'gaussian': dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False),
@@ -194,7 +196,5 @@ class LPIPS:
             self.model = lpips.LPIPS(net='alex', verbose=False).to(device).eval()
 
     def __call__(self, output, reference):
-        def tensor(image):
-            return torch.from_numpy(image).permute(2, 0, 1)[None].float().to(self.device) / 127.5 - 1
         with torch.no_grad():
-            return float(self.model(tensor(output), tensor(reference)))
+            return float(self.model(*(from_uint8(image[None]).to(self.device) for image in (output, reference))))

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from util.images import to_uint8
+from util.images import from_uint8, to_uint8
 from . import execution
 from .deployment import onnx_session
 
@@ -37,8 +37,7 @@ def as_batch(image):
             raise TypeError('numpy images must be uint8 (H, W), (H, W, 3) or (N, H, W, 3), not %s' % image.dtype)
         stack = image.ndim == 4
         array = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3]
-        batch = torch.from_numpy(np.array(array if stack else array[None])).permute(0, 3, 1, 2).float() / 127.5 - 1
-        return batch, lambda out: to_uint8(out) if stack else to_uint8(out)[0]
+        return from_uint8(array if stack else array[None]), lambda out: to_uint8(out) if stack else to_uint8(out)[0]
     if isinstance(image, torch.Tensor):
         single = image.dim() == 3
         batch = image[None] if single else image

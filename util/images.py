@@ -5,6 +5,7 @@ import os
 import re
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 
 from util.util import atomic_write
@@ -60,6 +61,12 @@ def load_rgb(path):
             scale = 65535.0 if array.max() > 255 or img.mode.startswith('I;16') else 255.0
             img = Image.fromarray(np.clip(np.round(array / scale * 255.0), 0, 255).astype(np.uint8))
         return img.convert('RGB')
+
+
+def from_uint8(array):
+    """uint8 images (..., H, W, 3) -> a float tensor (..., 3, H, W) in [-1, 1], the inverse of to_uint8 (bit for bit
+    what torchvision's ToTensor and Normalize(0.5, 0.5) give)."""
+    return torch.from_numpy(np.array(array)).movedim(-1, -3).float() / 127.5 - 1
 
 
 def to_uint8(batch):
