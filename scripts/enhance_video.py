@@ -4,9 +4,10 @@
     python scripts/enhance_video.py night.mp4 --checkpoints saves/LSRW --out out.mp4 --temporal_window 16 --device cuda
 
 Every frame keeps its timestamp (variable frame rates stay variable), the audio and subtitle streams are copied
-unchanged, and the container follows --out's extension. --temporal_window N lets the enhancement's colour gain
-follow a moving average over about N frames (models/temporal.py), so that the brightness of a static scene does not
-jump from frame to frame; 0 enhances each frame exactly as test.py enhances it as an image. The output is written
+unchanged, and the container follows --out's extension. --temporal_window N lets the local brightness of the
+enhanced frames follow a moving average over about N frames, carried along the camera's motion and reset wherever
+the input itself changes (models/temporal.py), so that the enhancement adds no flicker; 0 enhances each frame
+exactly as test.py enhances it as an image. The output is written
 under a temporary name beside --out and renamed when complete.
 """
 import argparse
@@ -22,7 +23,7 @@ from tqdm import tqdm  # noqa: E402
 
 from enhancer import load_enhancer  # noqa: E402
 from models.inference import out_of_memory  # noqa: E402
-from models.temporal import GainSmoother  # noqa: E402
+from models.temporal import TemporalSmoother  # noqa: E402
 from util.util import UserError, command  # noqa: E402
 from util.video import open_video  # noqa: E402
 
@@ -130,7 +131,7 @@ class FrameBatches:
 def batch_enhancer(enhancer, args):
     """A function from a stack of RGB frames (N, H, W, 3) uint8 to their enhanced versions, in order (with
     --temporal_window, each depends on the frames before it)."""
-    smoother = GainSmoother(args.temporal_window) if args.temporal_window else None
+    smoother = TemporalSmoother(args.temporal_window) if args.temporal_window else None
 
     def enhance(frames):
         try:
@@ -206,8 +207,9 @@ def parse(argv):
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 or mps')
     parser.add_argument('--batch_size', type=int, default=4, help='frames per pass through the networks')
     parser.add_argument('--temporal_window', type=int, default=0,
-                        help='against flicker: the colour gain of the enhancement follows a moving average over '
-                             'about N frames (models/temporal.py); 0 (default) enhances each frame on its own')
+                        help='against flicker: the local brightness of the enhanced frames follows a moving average '
+                             'over about N frames, except where the input itself changes (models/temporal.py); 0 '
+                             '(default) enhances each frame on its own')
     parser.add_argument('--codec', default=default_codec(),
                         help='video encoder (default %(default)s); the size is kept, odd sides in yuv444p')
     parser.add_argument('--crf', type=int, default=18,
