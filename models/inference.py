@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from util.images import from_uint8, to_uint8
+from util.images import as_rgb, from_uint8, to_uint8
 from . import execution
 from .deployment import onnx_session
 
@@ -31,7 +31,7 @@ def as_batch(image):
     uint8 array (H, W), (H, W, 3) or a stack of frames (N, H, W, 3), or a tensor in [0, 1] ((3, H, W) or
     (N, 3, H, W))."""
     if isinstance(image, Image.Image):
-        return as_batch(np.asarray(image.convert('RGB')))[0], lambda out: Image.fromarray(to_uint8(out)[0])
+        return as_batch(np.asarray(as_rgb(image)))[0], lambda out: Image.fromarray(to_uint8(out)[0])
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
             raise TypeError('numpy images must be uint8 (H, W), (H, W, 3) or (N, H, W, 3), not %s' % image.dtype)

@@ -11,7 +11,7 @@ from conftest import build_model, train_options
 from helpers import image_pair, make_test_options, save_tiny_checkpoint
 from enhancer import load_enhancer
 from models.generators import ResnetBlock
-from models.inference import Enhancer
+from models.inference import Enhancer, ImageEnhancer
 from models.networks import get_norm_layer
 from training.validation import Validator
 
@@ -52,3 +52,20 @@ def test_tile_follows_networks_with_one_resnet_block_more(tmp_path):
     in_memory = Enhancer(model).tensor(image)
     tiled = Enhancer(model, tile=8).tensor(image)
     assert tiled.shape == in_memory.shape == image.shape and (tiled - in_memory).abs().max() < 1e-4
+
+
+class Identity(ImageEnhancer):
+    """A backend that hands back its input, to see what as_batch makes of an image."""
+
+    def tensor(self, batch):
+        return batch
+
+
+def test_pil_images_of_every_mode_come_in_as_8_bit_rgb():
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (6, 5, 3), dtype=np.uint8))
+    for image in (rgb.convert('P'), rgb.convert('CMYK'), rgb.convert('L'), rgb.convert('RGBA'), rgb.convert('LA')):
+        assert (np.asarray(Identity()(image)) == np.asarray(image.convert('RGB'))).all(), image.mode
+    deep = rng.integers(0, 65536, (6, 5), dtype=np.uint16)  # 16-bit greyscale: scaled to 8 bits, not clipped
+    expected = np.repeat(np.round(deep / 65535 * 255).astype(np.uint8)[..., None], 3, -1)
+    assert (np.asarray(Identity()(Image.fromarray(deep))) == expected).all()

@@ -52,15 +52,19 @@ def output_names(paths, root):
 
 
 def load_rgb(path):
-    """An image file as an 8-bit RGB PIL image: EXIF orientation applied; grayscale, palette, RGBA, CMYK and
-    16-bit images converted (alpha is dropped, 16-bit values are scaled to 8 bits)."""
+    """An image file as an 8-bit RGB PIL image, EXIF orientation applied (as_rgb)."""
     with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        if img.mode in ('I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F'):
-            array = np.asarray(img, dtype=np.float64)
-            scale = 65535.0 if array.max() > 255 or img.mode.startswith('I;16') else 255.0
-            img = Image.fromarray(np.clip(np.round(array / scale * 255.0), 0, 255).astype(np.uint8))
-        return img.convert('RGB')
+        return as_rgb(ImageOps.exif_transpose(img))
+
+
+def as_rgb(img):
+    """A PIL image as 8-bit RGB: grayscale, palette, RGBA, CMYK and 16-bit images converted (alpha is dropped,
+    16-bit values are scaled to 8 bits, where PIL's own conversion would clip them to white)."""
+    if img.mode in ('I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F'):
+        array = np.asarray(img, dtype=np.float64)
+        scale = 65535.0 if array.max() > 255 or img.mode.startswith('I;16') else 255.0
+        img = Image.fromarray(np.clip(np.round(array / scale * 255.0), 0, 255).astype(np.uint8))
+    return img.convert('RGB')
 
 
 def from_uint8(array):
