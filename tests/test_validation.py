@@ -184,3 +184,14 @@ def test_plateau_reduces_the_rate_only_once_the_validation_metric_stalls(tmp_pat
                       '--n_epochs', '2', '--n_epochs_decay', '0', '--val_metric', metric)
     assert train_script.main(argv) == 0
     assert rates == [1.0] * 8 + [0.2] * 2  # validations 1-2 improve, 3-8 do not: the 8th reduces the rate
+
+
+def test_a_nan_metric_never_becomes_the_best():
+    """A NaN score (a diverged run's black output) taken as the first best could never be replaced: NaN compares
+    false with everything."""
+    validator = Validator.__new__(Validator)  # the rule alone, without a data set
+    for metric in ('psnr', 'niqe'):
+        validator.metric, validator.best = metric, None
+        assert not validator.improved(float('nan')) and validator.improved(12.0)
+        validator.best = {'value': 12.0}
+        assert not validator.improved(float('nan'))
