@@ -15,6 +15,8 @@ from helpers import (TINY, load_script, make_dataset_folders, make_validation_se
 from models import checkpoints
 from models.inference import Enhancer
 from training.validation import Validator
+from util.locks import FolderLock
+from util.util import UserError
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 
@@ -251,6 +253,24 @@ def test_a_checkpoint_folder_that_turns_unwritable_keeps_the_previous_set(tmp_pa
     dead.wait()
     (folder / '.training.lock').write_text('%d@%s' % (dead.pid, socket.gethostname()))  # as that process ended
     assert train_script.main(train_argv(tmp_path, '--continue_train')) == 0  # the dead process's lock is taken
+
+
+def test_a_lock_of_another_machine_is_never_taken_over(tmp_path):
+    """On a shared file system a process id names a process of its own machine only: a lock written elsewhere is
+    left alone, however dead that process id is here."""
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    lock = tmp_path / '.training.lock'
+    for host, taken in (('another-machine', False), (socket.gethostname(), True)):
+        lock.write_text('%d@%s' % (dead.pid, host))
+        if taken:
+            with FolderLock(str(tmp_path), '.training.lock', 'training run', 'another --name'):
+                assert lock.read_text().startswith('%d@' % os.getpid())
+            assert not lock.exists()
+        else:
+            with pytest.raises(UserError, match='in use by another training run'):
+                FolderLock(str(tmp_path), '.training.lock', 'training run', 'another --name').acquire()
+            assert lock.read_text() == '%d@another-machine' % dead.pid
 
 
 def test_a_results_folder_is_held_by_one_test_run(trained, tmp_path, capsys):
