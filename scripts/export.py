@@ -27,8 +27,7 @@ TOLERANCE = 1e-4  # onnxruntime against PyTorch, in [0, 1] units
 def check_out(out, source, overwrite):
     """Refuse an --out that is the input, lies inside it, or exists (without --overwrite)."""
     real_out, real_source = os.path.realpath(out), os.path.realpath(source)
-    inside = real_out.startswith(real_source + os.sep) or real_source.startswith(real_out + os.sep)
-    if real_out == real_source or inside:
+    if os.path.commonpath([real_out, real_source]) in (real_out, real_source):
         raise UserError('--out %s: would replace or lie inside the input %s; choose another --out' % (out, source))
     if os.path.lexists(out) and not overwrite:
         raise UserError('--out %s: exists; choose another --out or add --overwrite to replace it' % out)

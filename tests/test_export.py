@@ -14,8 +14,10 @@ from safetensors.torch import load_file, save_file
 
 from conftest import ROOT
 from enhancer import load_enhancer
-from helpers import one_line_error, run_script, save_tiny_checkpoint, write_image, write_official_checkpoints
+from helpers import (load_script, one_line_error, refused, run_script, save_tiny_checkpoint, write_image,
+                     write_official_checkpoints)
 from models import deployment
+from util.util import UserError
 
 ONNX_TOLERANCE = 1e-4  # in [0, 1] units
 
@@ -216,3 +218,22 @@ def test_out_never_replaces_an_input_or_an_existing_file(exported, tmp_path):
         assert message in one_line_error(result)
     assert taken.read_text() == 'mine'
     assert sorted(os.listdir(exported['official'])) == ['latest_net_G_A.pth', 'latest_net_H.pth', 'latest_net_Pre.pth']
+
+
+def test_out_never_replaces_the_folders_that_hold_the_input(tmp_path, monkeypatch, capsys):
+    """--overwrite with --out naming the checkpoints' parent folder (or a folder above it, or one inside the
+    checkpoints, relative or absolute) would delete the run it exports: refused, nothing touched."""
+    run = tmp_path / 'saves' / 'tiny'
+    save_tiny_checkpoint(tmp_path)
+    before = sorted(os.listdir(run))
+    monkeypatch.chdir(tmp_path)
+    main = load_script('scripts/export.py').main
+    for checkpoints, out in ((str(run), str(tmp_path / 'saves')), ('saves/tiny', 'saves'), ('saves/tiny', '.'),
+                             ('saves/tiny', str(tmp_path)), (str(run), 'saves/tiny/export'),
+                             ('saves/../saves/tiny', 'saves/./')):
+        line = refused(capsys, main, '--checkpoints', checkpoints, '--format', 'safetensors', '--out', out,
+                       '--overwrite')
+        assert 'would replace or lie inside the input' in line, (checkpoints, out, line)
+    assert sorted(os.listdir(run)) == before and sorted(os.listdir(tmp_path / 'saves')) == ['tiny']
+    with pytest.raises(UserError, match='would replace or lie inside the input'):
+        load_script('scripts/export.py').check_out(os.sep, 'saves/tiny', True)  # the root, checked without a run
