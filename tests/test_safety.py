@@ -15,7 +15,7 @@ from PIL import Image
 import train as train_script
 from conftest import ROOT, build_model, train_options
 from enhancer import load_enhancer
-from helpers import (TINY, make_dataset_folders, make_pairs, one_line_error, run_script, save_tiny_checkpoint,
+from helpers import (TINY, load_script, make_dataset_folders, make_pairs, one_line_error, run_script, save_tiny_checkpoint,
                       train_argv, write_image)
 from models import checkpoints
 from models.NeRCo_model import NeRCoModel
@@ -37,6 +37,21 @@ def test_enhance_py_never_writes_over_an_input(tmp_path):
     assert one_line_error(relative) == ('error: --out .: the output ./photo.png would replace an input image; choose '
                                         'another --out folder')
     assert photo.read_bytes() == before
+
+
+def test_enhance_py_never_writes_over_an_input_even_with_overwrite(tmp_path, monkeypatch):
+    """--overwrite replaces earlier outputs, never an input: however --out names the input's folder (relative, with
+    '..', through a link)."""
+    photo = tmp_path / 'photos' / 'photo.png'
+    write_image(str(photo), (20, 12))
+    (tmp_path / 'link').symlink_to(photo.parent)
+    monkeypatch.chdir(photo.parent)
+    plan = load_script('scripts/enhance.py').plan
+    for inputs, out in ((['photo.png'], '.'), (['photo.png'], '../photos'), ([str(photo)], str(tmp_path / 'link')),
+                        ([str(tmp_path / 'link' / 'photo.png')], '.'), (['.'], '')):
+        with pytest.raises(UserError, match='would replace an input image'):
+            plan(inputs, out, overwrite=True)
+    assert plan(['photo.png'], 'enhanced', overwrite=True) == {os.path.join('enhanced', 'photo.png'): 'photo.png'}
 
 
 def test_test_py_gives_every_input_its_own_output(tmp_path):
