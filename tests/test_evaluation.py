@@ -224,6 +224,16 @@ def test_prepare_dataset_lol_and_lsrw_layouts(tmp_path):
     assert result.returncode != 0 and 'already holds files' in result.stderr
 
 
+def test_prepare_dataset_splits_by_the_folders_under_the_root_only(tmp_path):
+    """A data set kept under a folder named like a split (~/testing/LOL, /data/evaluation/) still has a training
+    split: only the folders below the root decide."""
+    from scripts.prepare_dataset import prepare
+    lol = str(tmp_path / 'testing' / 'evaluations' / 'LOL')
+    make_pairs(lol, ['our485'], ['2.png', '5.png'])
+    make_pairs(lol, ['eval15'], ['1.png'])
+    assert prepare(lol, str(tmp_path / 'data'), 'lol') == {'trainA': 2, 'trainB': 2, 'testA': 1, 'testB': 1}
+
+
 def lol_v2(root, numbers, low='low%05d.png', high='normal%05d.png'):
     """LOL-v2 Real_captured's layout: Train/Low/low00001.png with Train/Normal/normal00001.png, Test likewise."""
     for split, numbers_of_split in zip(('Train', 'Test'), numbers):
