@@ -15,10 +15,11 @@ from PIL import Image
 import train as train_script
 from conftest import ROOT, build_model, train_options
 from enhancer import load_enhancer
-from helpers import (TINY, load_script, make_dataset_folders, make_pairs, one_line_error, run_script, save_tiny_checkpoint,
-                      train_argv, write_image)
+from helpers import (TINY, load_script, make_dataset_folders, make_pairs, one_line_error, run_script,
+                     save_tiny_checkpoint, train_argv, write_image)
 from models import checkpoints
 from models.NeRCo_model import NeRCoModel
+from util import util
 from util.util import UserError
 from training.state import RunState, load_training_state, save_checkpoint
 
@@ -388,3 +389,16 @@ def test_a_network_file_cannot_run_code(tmp_path):
     with pytest.raises(UserError, match=r'latest_net_G_A\.pth: cannot be read \(UnpicklingError\)'):
         load_enhancer(folder)
     assert not marker.exists()
+
+
+def test_an_atomic_write_reaches_the_disk_before_its_rename(tmp_path, monkeypatch):
+    """Without fsync, a crash just after the rename can leave an empty file under the final name (a checkpoint,
+    best.json): the data must be synced, whole, before the file takes its name."""
+    synced, real_fsync = [], os.fsync
+
+    def fsync(fd):
+        synced.append((os.fstat(fd).st_size, os.path.exists(tmp_path / 'best.json')))
+        real_fsync(fd)
+    monkeypatch.setattr(os, 'fsync', fsync)
+    util.atomic_write(str(tmp_path / 'best.json'), lambda f: f.write(b'x' * 1000))
+    assert synced == [(1000, False)] and (tmp_path / 'best.json').read_bytes() == b'x' * 1000
