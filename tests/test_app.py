@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
+from enhancer import load_enhancer
 from helpers import image_pair, load_script, save_tiny_checkpoint
 
 gradio_client = pytest.importorskip('gradio_client', reason='the app test needs requirements-app.txt (make test)')
@@ -154,3 +155,15 @@ def test_a_photo_too_large_for_pil_to_open_is_a_message_on_the_page(tmp_path):
     photos = app_script.Photos(object(), MAX_PIXELS, 10 ** 6, str(tmp_path))
     with pytest.raises(app_script.gr.Error, match='huge.png is too large to open'):
         photos.read(str(tmp_path / 'huge.png'))
+
+
+def test_tiling_auto_tiles_exactly_the_photos_above_tile_above(served, tmp_path):
+    enhancer = load_enhancer(served[1])
+    photos = app_script.Photos(enhancer, MAX_PIXELS, 100, str(tmp_path))
+    used = []
+    for kind in ('enhancer', 'tiled'):
+        setattr(photos, kind, lambda photo, kind=kind: used.append(kind) or photo)
+    for (height, width), tile, expected in (((10, 10), 'auto', 'enhancer'), ((10, 11), 'auto', 'tiled'),
+                                            ((1, 1), 'on', 'tiled'), ((50, 50), 'off', 'enhancer')):
+        photos.enhance_one(np.zeros((height, width, 3), np.uint8), tile, 'none')
+        assert used.pop() == expected, (height, width, tile)
