@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from conftest import ROOT
+from conftest import ROOT, build_model, train_options
 from enhancer import load_enhancer
 from helpers import (load_script, one_line_error, refused, run_script, save_tiny_checkpoint, write_image,
                      write_official_checkpoints)
 from models import deployment
+from options.train_options import TrainOptions
 from util.util import UserError
 
 ONNX_TOLERANCE = 1e-4  # in [0, 1] units
@@ -237,3 +238,20 @@ def test_out_never_replaces_the_folders_that_hold_the_input(tmp_path, monkeypatc
     assert sorted(os.listdir(run)) == before and sorted(os.listdir(tmp_path / 'saves')) == ['tiny']
     with pytest.raises(UserError, match='would replace or lie inside the input'):
         load_script('scripts/export.py').check_out(os.sep, 'saves/tiny', True)  # the root, checked without a run
+
+
+def test_the_hub_folder_keeps_the_generator_it_was_trained_with(tmp_path):
+    """A run with --netG resnet_6blocks exported and loaded again: config.json names the generator, and the loaded
+    module is that generator with its weights (any other would not take them, or would enhance differently)."""
+    options = TrainOptions()
+    opt = train_options(tmp_path, '--name', 'six', '--ngf', '8', '--ndf', '8', '--netG', 'resnet_6blocks',
+                        options=options)
+    torch.manual_seed(0)
+    model = build_model(opt)
+    model.save_networks('latest')
+    options.save(opt, model.save_dir)
+    checkpoint = load_enhancer(model.save_dir)
+    deployment.save_hub_folder(deployment.from_model(checkpoint.model), str(tmp_path / 'hub'))
+    assert json.loads((tmp_path / 'hub' / 'config.json').read_text())['netG'] == 'resnet_6blocks'
+    image = images((1, 3, 29, 34))
+    assert torch.equal(load_enhancer(str(tmp_path / 'hub'))(image), checkpoint(image))
