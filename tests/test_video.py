@@ -26,14 +26,15 @@ MS = fractions.Fraction(1, 1000)
 CODEC_ERROR = 3
 
 
-def write_clip(path, frames, durations_ms, audio=True, rotation=0, codec='libx264', subtitles=None):
-    """A clip as a camera would write it: H.264 (lossless, yuv444p for the odd size) with the given frame
-    durations, an AAC sound track, a rotation in the container and the subtitles of an .srt file."""
+def write_clip(path, frames, durations_ms, audio=True, rotation=0, codec='libx264', subtitles=None, lossless=True):
+    """A clip as a camera would write it: H.264 (lossless, yuv444p for the odd size; else x264's defaults, with
+    B-frames) with the given frame durations, an AAC sound track, a rotation in the container and the subtitles of
+    an .srt file."""
     with av.open(str(path), 'w') as out:
         video = out.add_stream(codec, rate=24)
         video.width, video.height = frames.shape[2], frames.shape[1]
-        video.pix_fmt = 'yuv444p' if codec == 'libx264' else 'yuvj420p'
-        video.options = {'crf': '0'} if codec == 'libx264' else {}
+        video.pix_fmt = 'yuvj420p' if codec != 'libx264' else 'yuv444p' if lossless else 'yuv420p'
+        video.options = {'crf': '0'} if codec == 'libx264' and lossless else {}
         video.time_base = video.codec_context.time_base = MS
         if rotation:
             video.set_display_rotation(rotation)
@@ -111,6 +112,25 @@ def test_every_frame_is_enhanced_with_its_timing_size_rotation_and_sound(clips, 
     error = np.abs(enhanced.astype(int) - expected)
     assert error.max() <= CODEC_ERROR and error.mean() < 0.5, (error.max(), error.mean())
     assert not [name for name in os.listdir(tmp_path) if name != 'out.mp4']
+
+
+def test_frames_keep_their_own_times_in_a_clip_with_b_frames(clips, tmp_path):
+    """x264's defaults (what phones write) reorder frames: a packet's time is not the time of the frame its decoding
+    gives, so the frames must be stamped with their own."""
+    clip = write_clip(tmp_path / 'camera.mp4', dark_scene(24, size=(64, 48)), [30, 50, 120] * 8, audio=False,
+                      lossless=False)
+    with av.open(clip) as container:
+        reordered = sum(f.pts != packet.pts for packet in container.demux(video=0) for f in packet.decode())
+    assert reordered > 5
+    out = tmp_path / 'out.mp4'
+    result = run_script('scripts/enhance_video.py', clip, '--checkpoints', clips['folder'], '--out', str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert read_clip(out)[1] == read_clip(clip)[1]
+
+
+def test_odd_sides_are_stored_in_yuv444p():
+    assert [enhance_video.pixel_format('libx264', *size) for size in ((32, 20), (32, 21), (31, 20), (31, 21))] == \
+        ['yuv420p', 'yuv444p', 'yuv444p', 'yuv444p']
 
 
 def test_variable_frame_rate_container_and_subtitles_are_kept(clips, tmp_path):
