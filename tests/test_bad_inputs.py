@@ -266,11 +266,25 @@ def test_a_lock_of_another_machine_is_never_taken_over(tmp_path):
         if taken:
             with FolderLock(str(tmp_path), '.training.lock', 'training run', 'another --name'):
                 assert lock.read_text().startswith('%d@' % os.getpid())
+                umask = os.umask(0)
+                os.umask(umask)
+                assert lock.stat().st_mode & 0o777 == 0o644 & ~umask
             assert not lock.exists()
         else:
             with pytest.raises(UserError, match='in use by another training run'):
                 FolderLock(str(tmp_path), '.training.lock', 'training run', 'another --name').acquire()
             assert lock.read_text() == '%d@another-machine' % dead.pid
+    with FolderLock(str(tmp_path), '.training.lock', 'training run', 'another --name'):
+        lock.unlink()  # deleted by hand while held: releasing it is no error
+    holder = subprocess.Popen(['sleep', '60'])  # alive on this machine: refused, and left running
+    try:
+        lock.write_text('%d@%s' % (holder.pid, socket.gethostname()))
+        with pytest.raises(UserError, match='process %d@' % holder.pid):
+            FolderLock(str(tmp_path), '.training.lock', 'training run', 'another --name').acquire()
+        assert holder.poll() is None and lock.read_text().startswith('%d@' % holder.pid)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_results_folder_is_held_by_one_test_run(trained, tmp_path, capsys):
