@@ -2,6 +2,7 @@
 # make test : install, run the test suite
 # make app : install the web demo's packages (requirements-app.txt); then python app.py --checkpoints saves/LSRW
 # make visdom : optional live training display
+# make mutation MODULES="models/temporal.py util/locks.py" : mutation testing of those modules (scripts/mutation.py)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ DEMO := demo
 TEST_WORKERS ?= 2
 DEMO_FLAGS := --gpu_ids -1 --name demo --checkpoints_dir $(DEMO)/saves
 
-.PHONY: install app test demo visdom clean-demo
+.PHONY: install app test demo visdom clean-demo mutation
 
 install: $(VENV)/.installed
 
@@ -36,6 +37,9 @@ demo: install
 		--val_dataroot $(DEMO)/dataset --val_freq 5
 	$(BIN)/python test.py --dataroot $(DEMO)/dataset $(DEMO_FLAGS) --ngf 16 --preprocess none \
 		--results_dir $(DEMO)/results --epoch best --metrics
+
+mutation: install
+	$(BIN)/python scripts/mutation.py $(MODULES)
 
 visdom: install
 	$(BIN)/pip install -q "setuptools<81"

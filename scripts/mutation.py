@@ -25,11 +25,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ['app.py', 'enhancer.py', 'train.py', 'data', 'metrics', 'models', 'options', 'scripts', 'training', 'util']
 # the tests that cover each module, fast enough to run once per mutant (one -k expression: pytest keeps the last)
 TESTS = {
-    'models/temporal.py': 'tests/test_video.py -k "smoothing or temporal"',
+    'models/temporal.py': 'tests/test_video.py -k "smoothing or normalising"',
+    'metrics/flicker.py': 'tests/test_video.py -k "evaluate_reports or normalising"',
     'util/locks.py': 'tests/test_bad_inputs.py tests/test_safety.py -k "lock or held"',
-    'training/validation.py': 'tests/test_validation.py -k "nan_metric or niqe or refused or improved"',
     'scripts/export.py': 'tests/test_export.py -k "out_never or folders_that_hold"',
-    'models/inference.py': 'tests/test_inference.py',
+    'models/inference.py': 'tests/test_inference.py tests/test_video.py '
+                           '-k "every_mode or the_same_output or smoothing"',
+    'training/validation.py': 'tests/test_validation.py '
+                              '-k "nan_metric or best_checkpoint_is or without_images or unreadable"',
+    'models/checkpoints.py': 'tests/test_safety.py '
+                             '-k "kill_while_saving or mixed_checkpoint or full_disk or network_file"',
     'util/util.py': 'tests/test_safety.py -k "atomic or reaches_the_disk"',
 }
 MARK = '# written by scripts/mutation.py for one run; removed when it ends\n'
@@ -63,8 +68,8 @@ def run(module, tests):
         for name in survivors:
             show = subprocess.run([sys.executable, '-m', 'mutmut', 'show', name], cwd=ROOT, env=env,
                                   capture_output=True, text=True).stdout
-            print('%s: %s\n%s' % (name, outcomes[name], '\n'.join(line for line in show.splitlines()
-                                                                  if line[:1] in '+-' and line[:3] not in ('---', '+++'))))
+            changed = [line for line in show.splitlines() if line[:1] in '+-' and line[:3] not in ('---', '+++')]
+            print('%s: %s\n%s' % (name, outcomes[name], '\n'.join(changed)))
         killed = len(outcomes) - len(survivors)
         print('%s: %d of %d mutants killed (%.0f%%)' % (module, killed, len(outcomes),
                                                          100 * killed / max(len(outcomes), 1)), flush=True)
