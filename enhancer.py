@@ -5,48 +5,12 @@ import os
 import re
 
 from models import create_model, deployment, inference
+from options.recorded import architecture_argv, saved_architecture
 from options.test_options import TestOptions
 from util.runtime import named_device
-from util.util import UserError, read_json
+from util.util import UserError
 
 CHECKPOINT_FILE = re.compile(r'(.+)_net_(?:G_A|Pre|H|G_B|D_A|D_B|D_A_edge|D_B_edge)\.pth')
-ARCHITECTURE_FLAGS = ('ngf', 'netG', 'norm', 'no_dropout', 'input_nc', 'output_nc')
-
-
-def read_text_options(path):
-    """{flag: value as text} from a train_opt.txt (ours, or the official code's)."""
-    values = {}
-    with open(path) as f:
-        for line in f:
-            key, sep, value = line.strip().partition(': ')
-            if sep:
-                values[key] = value.split('\t')[0].strip()
-    return values
-
-
-def architecture_argv(values):
-    """The architecture flags among values ({flag: value}) as command-line arguments."""
-    argv = []
-    for key in ARCHITECTURE_FLAGS:
-        if key == 'no_dropout':
-            argv += ['--no_dropout'] if str(values.get(key)) == 'True' else []
-        elif key in values:
-            argv += ['--' + key, str(values[key])]
-    return argv
-
-
-def saved_architecture(folder):
-    """The architecture flags of the run in folder, as command-line arguments: from train_opt.json (ours), else
-    train_opt.txt (the official code's); none when neither is there."""
-    json_path, text_path = (os.path.join(folder, 'train_opt' + ext) for ext in ('.json', '.txt'))
-    if os.path.isfile(json_path):
-        values = read_json(json_path, 'fix it from train_opt.txt beside it, or delete it to use train_opt.txt')
-        if not isinstance(values, dict):
-            raise UserError('%s: not the options of a run (a JSON object of flags); fix or delete it' % json_path)
-        return architecture_argv(values)
-    if os.path.isfile(text_path):
-        return architecture_argv(read_text_options(text_path))
-    return []
 
 
 def load_enhancer(path, epoch='latest', device='cpu', options=(), hint=inference.HINT):

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from data import create_dataset
 from models import create_model
 from models.inference import Enhancer
+from options.recorded import ARCHITECTURE_FLAGS, saved_architecture
 from options.test_options import TestOptions
 from util import runtime
 from metrics.evaluation import evaluate
@@ -108,10 +109,29 @@ def enhance_all(enhancer, dataset, webpage, opt, names):
     return written, skipped
 
 
+def parse_with_recorded_architecture(argv):
+    """(options, opt) for argv, the architecture flags not given there taken from the run's record (train_opt.json
+    or .txt in <checkpoints_dir>/<name>), saying which ones changed."""
+    options = TestOptions()
+    opt = options.parse(argv)
+    folder = os.path.join(opt.checkpoints_dir, opt.name)
+    recorded = saved_architecture(folder)
+    if not recorded:
+        return options, opt
+    given = vars(opt).copy()
+    options = TestOptions()
+    opt = options.parse(recorded + argv)
+    changed = [flag for flag in ARCHITECTURE_FLAGS if getattr(opt, flag) != given[flag]]
+    if changed:
+        print('architecture recorded in %s: %s (flags given on the command line win)'
+              % (folder, ', '.join('%s %s' % (flag, getattr(opt, flag)) for flag in changed)))
+    return options, opt
+
+
 @command
 def main(argv=None):
-    options = TestOptions()
-    opt = runtime.setup(options.parse(argv))
+    options, opt = parse_with_recorded_architecture(sys.argv[1:] if argv is None else list(argv))
+    opt = runtime.setup(opt)
     with torch.inference_mode():
         run(options, opt)
 

@@ -187,3 +187,22 @@ def test_pages_and_json_files_hold_for_any_file_name(tmp_path):
     with open(os.path.join(folder, 'train_opt.json')) as f:
         options = json.loads(f.read(), parse_constant=no_constant)
     assert options['max_dataset_size'] is None
+
+
+def test_test_py_builds_the_architecture_the_run_recorded(tmp_path, capsys):
+    """A --ngf 8 run tested without --ngf: the networks are built as recorded (train_opt.json, else the official
+    train_opt.txt), said in one line; a flag given on the command line still wins."""
+    import test as test_script
+    folder = save_tiny_checkpoint(tmp_path)
+    make_dataset_folders(str(tmp_path / 'data'))
+    argv = ['--dataroot', str(tmp_path / 'data'), '--name', 'tiny', '--checkpoints_dir', str(tmp_path / 'saves'),
+            '--gpu_ids', '-1', '--preprocess', 'none']
+    for record in ('train_opt.json', 'train_opt.txt'):
+        test_script.main(argv + ['--results_dir', str(tmp_path / record)])
+        assert 'architecture recorded in %s: ngf 8 (flags given on the command line win)' % folder in \
+            capsys.readouterr().out
+        assert os.path.isfile(tmp_path / record / 'tiny' / 'test_latest' / 'images' / 'img0_fake_B.png')
+        if record == 'train_opt.json':
+            os.remove(os.path.join(folder, record))  # the official code writes only the text file
+    with pytest.raises(SystemExit, match=r'has shape \(8, 6, 7, 7\) in the file but \(16, 6, 7, 7\)'):
+        test_script.main(argv + ['--results_dir', str(tmp_path / 'given'), '--ngf', '16'])
