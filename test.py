@@ -25,6 +25,8 @@ from util.images import output_names, save_image, to_uint8
 from util.locks import FolderLock
 from util.util import UserError, command, writable_folder
 
+# what the results page calls each image (the files keep the official names)
+CAPTIONS = {'real_A': 'input', 'fake_B': 'enhanced'}
 OUT_OF_MEMORY_HINT = 'try --tile 512, --amp bf16, a smaller copy (--preprocess scale_width --load_size N) or the CPU'
 
 
@@ -39,7 +41,7 @@ def save_images(webpage, visuals, stem, aspect_ratio=1.0, width=256):
         name = '%s_%s.png' % (stem, label)
         save_image(array, os.path.join(webpage.get_image_dir(), name))
         ims.append('images/' + name)
-        txts.append(label)
+        txts.append(CAPTIONS.get(label, label))
     webpage.add_header(stem)
     webpage.add_images(ims, txts, ims, width=width)
 

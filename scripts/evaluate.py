@@ -55,6 +55,9 @@ def main(argv=None):
             ratios = flicker(luma_frames(path), reference)
             print('%s: %s' % (path, ', '.join('%s %s' % (k, 'n/a' if v is None else '%.3f' % v)
                                               for k, v in ratios.items())))
+        print('flicker: how much the brightness changes from frame to frame in the video, over how much it does in '
+              '%s (1.0: the enhancement adds no flicker; above: it adds some; below: steadier than the input); '
+              'static_flicker: the same over the pixels that stay still in %s' % (args.video, args.video))
         return 0
     if len(args.results) > 1:
         check_comparison_folder(args.out)

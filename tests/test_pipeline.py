@@ -150,6 +150,8 @@ def test_train_then_test_end_to_end_with_resume(tmp_path):
             assert Image.open(os.path.join(images, '%s_%s.png' % (stem, suffix))).size == source.size
     refs = referenced_files_exist(os.path.join(results, 'tiny', 'test_latest', 'index.html'))
     assert refs[:2] == ['images/img0_real_A.png', 'images/img0_fake_B.png']
+    page = open(os.path.join(results, 'tiny', 'test_latest', 'index.html')).read()
+    assert page.count('<p>input</p>') == page.count('<p>enhanced</p>') == 3 and '<p>fake_B</p>' not in page
 
 
 def test_test_script_reports_missing_folder_in_one_line(tmp_path):

@@ -272,6 +272,8 @@ def test_evaluate_reports_the_flicker_of_videos(clips, tmp_path, capsys):
     assert reference.shape == (9, 20, 32)
     assert lines[1] == '%s: flicker %.3f, static_flicker %.3f' % (brighter, *flicker(output, reference).values())
     assert float(lines[1].split()[2].rstrip(',')) < 0.9  # the same changes on a brighter base are smaller in log
+    assert lines[2].startswith('flicker: how much the brightness changes') and '1.0: the enhancement adds no ' \
+        'flicker' in lines[2] and len(lines) == 3
 
 
 def corrupt_clip(path, bad=5):
