@@ -14,6 +14,62 @@ PREPROCESS = ('resize_and_crop', 'crop', 'scale_width', 'scale_width_and_crop', 
 
 MAX_LOAD_SIZE = 16384  # a 16384 x 16384 image takes 3 GB as float32 RGB, before the networks see it
 
+# the headings of --help, each with its flags (every flag has one)
+GROUPS = {
+    'data (the images, and how they are read)': (
+        'dataroot', 'phase', 'dataset_mode', 'direction', 'preprocess', 'load_size', 'crop_size', 'no_flip',
+        'batch_size', 'serial_batches', 'max_dataset_size', 'num_threads', 'num_test'),
+    'model (the networks and their checkpoints)': (
+        'name', 'checkpoints_dir', 'suffix', 'epoch', 'load_iter', 'model', 'netG', 'ngf', 'norm', 'no_dropout',
+        'input_nc', 'output_nc', 'netD', 'ndf', 'n_layers_D', 'netH', 'init_type', 'init_gain', 'eval'),
+    'training (schedule, losses, resuming)': (
+        'continue_train', 'overwrite', 'epoch_count', 'n_epochs', 'n_epochs_decay', 'lr', 'beta1', 'lr_policy',
+        'lr_step_after_epoch', 'lr_decay_iters', 'gan_mode', 'pool_size', 'lambda_A', 'lambda_B', 'lambda_identity',
+        'clip_pretrained', 'edge_filter', 'edge_rgb', 'paper_edge', 'paper_clip', 'seed', 'nan_policy'),
+    'validation (scores while training, the best checkpoint)': (
+        'val_dataroot', 'val_freq', 'val_freq_iters', 'val_max', 'val_metric', 'niqe_channel', 'metrics'),
+    'logging (progress, pages, checkpoints saved)': (
+        'print_freq', 'display_freq', 'update_html_freq', 'no_html', 'tensorboard', 'wandb', 'display_id',
+        'display_server', 'display_env', 'display_port', 'display_ncols', 'display_winsize', 'save_latest_freq',
+        'save_epoch_freq', 'save_by_iter', 'results_dir', 'aspect_ratio', 'verbose'),
+    'execution (devices, precision, speed, memory)': (
+        'gpu_ids', 'amp', 'channels_last', 'compile', 'compile_mode', 'activation_checkpointing', 'tile'),
+}
+GROUP_OF = {flag: title for title, flags in GROUPS.items() for flag in flags}
+# accepted by test.py, as by the official one, but meaningless there: left out of its --help
+TRAINING_ONLY = ('ndf', 'netD', 'n_layers_D', 'netH', 'init_type', 'init_gain', 'no_flip', 'load_size', 'crop_size',
+                 'serial_batches')
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help with each flag's default, unless it has none or its help already speaks of it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        if action.default in (None, False, argparse.SUPPRESS) or 'default' in text:
+            return text
+        return text + ' (default: %(default)s)'
+
+
+class Grouped:
+    """A parser whose add_argument files each flag under its heading of GROUPS (and, for test.py, hides the
+    training-only ones from --help); everything else is the parser's own."""
+
+    def __init__(self, parser, is_train):
+        self.parser, self.is_train = parser, is_train
+        self.groups = {title: parser.add_argument_group(title) for title in GROUPS}
+
+    def add_argument(self, *names, **kwargs):
+        flag = names[0].lstrip('-')
+        if flag not in GROUP_OF:
+            raise ValueError('--%s: give it a heading in options.base_options.GROUPS' % flag)
+        if not self.is_train and flag in TRAINING_ONLY:
+            kwargs['help'] = argparse.SUPPRESS
+        return self.groups[GROUP_OF[flag]].add_argument(*names, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.parser, name)
+
 
 class PassedOnParser(argparse.ArgumentParser):
     """The parser of flags that another command passes on (enhance.py --options, load_enhancer's options): a bad
@@ -28,6 +84,7 @@ class BaseOptions:
 
     isTrain = False
     parser_class = argparse.ArgumentParser
+    description = examples = None
 
     @classmethod
     def passed_on(cls):
@@ -38,8 +95,9 @@ class BaseOptions:
 
     def initialize(self, parser):
         parser.add_argument('--dataroot', required=True,
-                            help='folder with trainA (low-light) and trainB (normal-light) for training, testA for '
-                                 'testing (testB optional: ground truth with the same file names)')
+                            help='folder with trainA (low-light) and trainB (normal-light photos, unpaired)'
+                            if self.isTrain else 'folder with testA, the low-light images to enhance (testB '
+                                                 'optional: ground truth with the same file names, for --metrics)')
         parser.add_argument('--name', type=str, default='experiment_name',
                             help='name of the experiment; checkpoints go to checkpoints_dir/name')
         parser.add_argument('--gpu_ids', type=str, default='0',
@@ -80,7 +138,7 @@ class BaseOptions:
                             help="torch.compile's mode with --compile; reduce-overhead and max-autotune use CUDA "
                                  'graphs (CUDA only, inference only)')
         parser.add_argument('--direction', type=str, default='AtoB', choices=('AtoB', 'BtoA'),
-                            help='AtoB enhances trainA/testA images')
+                            help='AtoB enhances the low-light (A) images, as NeRCo is trained to')
         parser.add_argument('--serial_batches', action='store_true',
                             help='take images in order (and pair B with A by index) instead of at random')
         parser.add_argument('--num_threads', default=4, type=int, help='# of data loading worker processes')
@@ -95,7 +153,8 @@ class BaseOptions:
         parser.add_argument('--no_flip', action='store_true', help='do not flip images for data augmentation')
         parser.add_argument('--display_winsize', type=int, default=512, help='image width on the HTML pages')
         parser.add_argument('--epoch', type=str, default='latest',
-                            help='which checkpoint to load: latest, or an epoch number')
+                            help='which checkpoint to load: latest, best (the best validation score) or an epoch '
+                                 'number')
         parser.add_argument('--load_iter', type=int, default=0,
                             help='if > 0, load the checkpoint saved at this iteration (iter_<load_iter>)')
         parser.add_argument('--verbose', action='store_true', help='print the networks')
@@ -104,7 +163,9 @@ class BaseOptions:
         return parser
 
     def gather_options(self, argv):
-        parser = self.parser_class(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = Grouped(self.parser_class(formatter_class=HelpFormatter, description=self.description,
+                                           epilog=self.examples, usage='%(prog)s --dataroot DATAROOT [--name NAME] '
+                                                                       '[flags below]'), self.isTrain)
         parser = self.initialize(parser)
         opt, _ = parser.parse_known_args(argv)
         try:

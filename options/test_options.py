@@ -4,6 +4,13 @@ from .base_options import BaseOptions
 
 class TestOptions(BaseOptions):
     isTrain = False
+    description = ('Enhance every image of <dataroot>/testA, each at its own size, with the checkpoints in\n'
+                   '<checkpoints_dir>/<name>, into <results_dir>/<name>/test_<epoch>/ with a page showing each input\n'
+                   'beside its output.')
+    examples = '''examples:
+  python test.py --dataroot ./dataset --name LSRW --preprocess=none
+  python test.py --dataroot ./dataset --name LSRW --preprocess=none --epoch best --metrics --gpu_ids -1
+  python test.py --dataroot ./photos --name LSRW --preprocess=none --tile 512      (photos too large for memory)'''
 
     def initialize(self, parser):
         parser = BaseOptions.initialize(self, parser)

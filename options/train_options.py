@@ -8,6 +8,12 @@ from .base_options import BaseOptions
 
 class TrainOptions(BaseOptions):
     isTrain = True
+    description = ('Train NeRCo on unpaired photos: <dataroot>/trainA (low-light) and trainB (normal-light).\n'
+                   'Checkpoints, logs and a page of the run go to <checkpoints_dir>/<name>.')
+    examples = '''examples:
+  python train.py --dataroot ./dataset --name LSRW
+  python train.py --dataroot ./dataset --name LSRW --val_dataroot ./val --amp bf16 --tensorboard
+  python train.py --dataroot ./dataset --name LSRW --continue_train      (resume where it stopped)'''
 
     def initialize(self, parser):
         parser = BaseOptions.initialize(self, parser)
@@ -65,7 +71,8 @@ class TrainOptions(BaseOptions):
     def initialize_display_and_saving(parser):
         """The flags for the live display, the loss log, the results page and checkpoint saving."""
         parser.add_argument('--display_freq', type=int, default=59456,
-                            help='show training results on visdom and the HTML page every this many images')
+                            help='show training results on visdom and the HTML page every this many images; the '
+                                 "official code's default, 59456, shows them rarely (e.g. 400 on a small data set)")
         parser.add_argument('--display_ncols', type=int, default=4, help='images per row in the visdom panel')
         parser.add_argument('--display_id', type=int, default=1,
                             help='visdom window id; 0 disables visdom (it is also skipped, with one warning, when '

@@ -1,5 +1,6 @@
 """Options, datasets, and train.py -> test.py end to end through the real scripts, with resume and HTML pages."""
 import json
+import re
 import os
 
 import numpy as np
@@ -208,3 +209,27 @@ def test_test_py_builds_the_architecture_the_run_recorded(tmp_path, capsys):
             os.remove(os.path.join(folder, record))  # the official code writes only the text file
     with pytest.raises(SystemExit, match=r'has shape \(8, 6, 7, 7\) in the file but \(16, 6, 7, 7\)'):
         test_script.main(argv + ['--results_dir', str(tmp_path / 'given'), '--ngf', '16'])
+
+
+def help_of(options):
+    options.gather_options(['--dataroot', 'x'])
+    return options.parser.format_help()
+
+
+def test_help_groups_the_flags_and_shows_examples():
+    from options.base_options import GROUPS
+    train, test = help_of(TrainOptions()), help_of(TestOptions())
+    headings = [title + ':' for title in GROUPS]
+    assert [train.index(h) for h in headings] == sorted(train.index(h) for h in headings)  # all, in order
+    for text, script in ((train, 'train.py'), (test, 'test.py')):
+        assert text.startswith('usage: ') and len(text.split('\n\n')[0].splitlines()) == 1  # a short usage line
+        assert 'examples:\n  python %s --dataroot' % script in text and text.count('\n  python %s' % script) >= 2
+        entries = re.split(r'\n  (?=-)', text)
+        assert not [e for e in entries if e.count('(default') > 1 or '(default: None)' in e or
+                    '(default: False)' in e]
+    assert '59456' in train and "official code's default, 59456, shows them rarely" in ' '.join(train.split())
+    for flag in ('--ndf', '--netD', '--n_layers_D', '--init_type', '--no_flip', '--load_size', '--crop_size'):
+        assert flag + ' ' in train and flag not in test, flag
+    assert 'trainA' not in test and 'training (' not in test
+    assert 'best (the best validation score)' in ' '.join(test.split())
+    assert TestOptions().parse(['--dataroot', 'x', '--ndf', '32', '--no_flip']).ndf == 32  # official commands work
