@@ -127,7 +127,8 @@ def parse(argv):
                         required='NERCO_CHECKPOINTS' not in os.environ,
                         help='folder with <epoch>_net_{G_A,Pre,H}.pth (e.g. saves/LSRW), a Hub-layout folder or a '
                              '.onnx file (default: $NERCO_CHECKPOINTS, as a Hugging Face Space sets it)')
-    parser.add_argument('--epoch', default='latest', help='which checkpoint: latest, best (the best validation score) or an epoch number')
+    parser.add_argument('--epoch', default='latest',
+                        help='which checkpoint: latest, best (the best validation score) or an epoch number')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 or mps')
     parser.add_argument('--host', default=os.environ.get('GRADIO_SERVER_NAME', '127.0.0.1'),
                         help='address to listen on (0.0.0.0: every interface; default 127.0.0.1, or '

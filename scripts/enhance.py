@@ -88,7 +88,8 @@ def main(argv=None):
                              '.onnx file')
     parser.add_argument('--out', required=True, help='folder for the enhanced images (never an input\'s own folder '
                                                      'when that would replace the input)')
-    parser.add_argument('--epoch', default='latest', help='which checkpoint: latest, best (the best validation score) or an epoch number')
+    parser.add_argument('--epoch', default='latest',
+                        help='which checkpoint: latest, best (the best validation score) or an epoch number')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 or mps')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the networks: pays off from a few dozen images (docs/PERFORMANCE.md)')

@@ -203,7 +203,8 @@ def parse(argv):
                              '.onnx file (scripts/export.py)')
     parser.add_argument('--out', required=True, help='the enhanced video; its extension chooses the container')
     parser.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
-    parser.add_argument('--epoch', default='latest', help='which checkpoint: latest, best (the best validation score) or an epoch number')
+    parser.add_argument('--epoch', default='latest',
+                        help='which checkpoint: latest, best (the best validation score) or an epoch number')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1 or mps')
     parser.add_argument('--batch_size', type=int, default=4, help='frames per pass through the networks')
     parser.add_argument('--temporal_window', type=int, default=0,

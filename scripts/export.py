@@ -46,7 +46,8 @@ def publish(temporary, out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--checkpoints', required=True, help='checkpoint folder (e.g. saves/LSRW) or Hub-layout folder')
-    parser.add_argument('--epoch', default='latest', help='which checkpoint: latest, best (the best validation score) or an epoch number')
+    parser.add_argument('--epoch', default='latest',
+                        help='which checkpoint: latest, best (the best validation score) or an epoch number')
     parser.add_argument('--format', required=True, choices=('onnx', 'safetensors'))
     parser.add_argument('--out', required=True, help='the .onnx file, or the folder for the safetensors layout')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
