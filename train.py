@@ -180,6 +180,10 @@ def start(options, opt, model, run, images):
     warn_about_zero_learning_rate(opt, run.epoch)
     options.save(opt, model.save_dir)
     print('The number of training images = %d (per process)' % images)
+    print('logs: %s' % visualizer.log_name + ('; page %s' % os.path.join(visualizer.web_dir, 'index.html')
+                                              if visualizer.use_html else '') +
+          ''.join('; TensorBoard: tensorboard --logdir %s' % os.path.join(model.save_dir, 'tensorboard')
+                  for name in visualizer.loggers.active if name == 'TensorBoard'))
     return visualizer, validator
 
 
@@ -212,7 +216,8 @@ def train(options, opt):
             print('checkpoints: %s' % model.save_dir)
             if visualizer.use_html:
                 print('training results page: %s' % visualizer.save_page())
-            visualizer.loggers.finish(opt, validator.best if validator else None)
+            best = validator.best if validator else None
+            visualizer.loggers.finish(opt, best, best and best['iteration'] * distributed.world_size())
         return 0
     finally:
         if visualizer:

@@ -84,6 +84,8 @@ def test_tensorboard_holds_validation_metrics_visuals_and_options(logged_run):
         assert f.readline().startswith('epoch,iteration,psnr,ssim')
     assert [e.step for e in accumulator.Scalars('val/psnr')] == [IMAGES, 2 * IMAGES]
     assert {'val/ssim', 'val/niqe', 'best/psnr'} <= set(accumulator.Tags()['scalars'])
+    best = max(accumulator.Scalars('val/psnr'), key=lambda e: e.value)  # the first of equals, as the best is kept
+    assert [(e.step, e.value) for e in accumulator.Scalars('best/psnr')] == [(best.step, pytest.approx(best.value))]
     for name in VISUALS:
         assert accumulator.Images('visuals/' + name), name
     assert 'options/text_summary' in accumulator.Tags()['tensors']

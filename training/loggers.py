@@ -38,9 +38,10 @@ class TensorBoard:
         rows = '\n'.join('| %s | %s |' % (k, v) for k, v in plain_options(opt).items())
         self.writer.add_text('options', '| option | value |\n|---|---|\n' + rows)
 
-    def finish(self, opt, best):
+    def finish(self, opt, best, step):
         if best:
-            self.writer.add_hparams(plain_options(opt), {'best/' + best['metric']: best['value']}, run_name='.')
+            self.writer.add_hparams(plain_options(opt), {'best/' + best['metric']: best['value']}, run_name='.',
+                                    global_step=step)
         self.writer.close()
 
     def close(self):
@@ -89,7 +90,7 @@ class WeightsAndBiases:
     def start(self, opt):
         pass  # the options went in as the run's config
 
-    def finish(self, opt, best):
+    def finish(self, opt, best, step):
         if best:
             self.run.summary['best/' + best['metric']] = best['value']
         self.run.finish()
@@ -128,9 +129,9 @@ class Loggers:
     def images(self, images, step):
         self.call('images', images, step)
 
-    def finish(self, opt, best):
-        """The best validation result as hparams / summary; the loggers are closed."""
-        self.call('finish', opt, best)
+    def finish(self, opt, best, step):
+        """The best validation result (reached at step) as hparams / summary; the loggers are closed."""
+        self.call('finish', opt, best, step)
         self.active = {}
 
     def close(self):
