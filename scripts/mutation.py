@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ['app.py', 'enhancer.py', 'train.py', 'data', 'metrics', 'models', 'options', 'scripts', 'training', 'util']
 # the tests that cover each module, fast enough to run once per mutant (one -k expression: pytest keeps the last)
 TESTS = {
-    'models/temporal.py': 'tests/test_video.py -k "smoothing or normalising"',
+    'models/temporal.py': 'tests/test_video.py -k "smoothing or normalising or camera or contrast"',
     'metrics/flicker.py': 'tests/test_video.py -k "evaluate_reports or normalising"',
     'util/locks.py': 'tests/test_bad_inputs.py tests/test_safety.py -k "lock or held"',
     'scripts/export.py': 'tests/test_export.py -k "out_never or folders_that_hold"',

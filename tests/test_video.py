@@ -16,6 +16,7 @@ from clips import CLIPS, SIZE, dark_scene
 from helpers import load_script, refused, run_script, save_tiny_checkpoint
 from metrics.flicker import flicker, luma_frames
 from models.inference import Enhancer, ImageEnhancer
+from models import temporal
 from models.temporal import TemporalSmoother
 
 enhance_video = load_script('scripts/enhance_video.py')
@@ -363,3 +364,54 @@ def test_a_corrupt_frame_is_named_and_replaced_by_the_previous_one(clips, tmp_pa
     frames, times, _, _ = read_clip(out)
     assert times == [0.04 * i for i in range(10)] and len(frames) == 10
     assert np.array_equal(frames[5], frames[4]) and not np.array_equal(frames[6], frames[5])
+
+
+def test_the_camera_motion_is_found_to_a_tenth_of_a_pixel():
+    """Lucas-Kanade on the pyramid finds translations up to a few percent of the frame, under sensor noise and a
+    global change of the light; translate() moves a field as whole-pixel moves do."""
+    from clips import texture
+    scene = texture(260, 200, seed=3).mean(2) + 10 + 10 * np.sin(np.arange(200) / 7)[:, None]  # both ways
+    rng = np.random.default_rng(0)
+    for dy, dx in ((0, 0), (3, -5), (-7, 2), (12, 9)):
+        previous = scene[40:160, 50:210] + rng.normal(0, 2, (120, 160))
+        current = scene[40 - dy:160 - dy, 50 - dx:210 - dx] * 1.1 + rng.normal(0, 2, (120, 160))
+        found = temporal.camera_shift(torch.tensor(previous).float(), torch.tensor(current).float())
+        assert np.abs(np.array(found) - (dy, dx)).max() < 0.1, (dy, dx, found)
+    assert temporal.camera_shift(torch.ones(1, 9), torch.ones(1, 9)) == [0.0, 0.0]  # too thin to tell
+    field = torch.arange(2 * 7 * 9, dtype=torch.float32).reshape(2, 7, 9)
+    for shift in ((2, -3), (-1, 4), (0, 0), (6, 8), (-7, 0), (0, 9)):
+        moved, defined = temporal.move(field, *shift)
+        expected = torch.zeros_like(field)
+        for y in range(7):
+            for x in range(9):
+                if 0 <= y - shift[0] < 7 and 0 <= x - shift[1] < 9:
+                    expected[:, y, x] = field[:, y - shift[0], x - shift[1]]
+        assert torch.equal(moved, expected) and torch.equal(defined, (expected != 0).any(0) | (
+            torch.arange(7)[:, None] == shift[0]) & (torch.arange(9) == shift[1])), shift
+        if max(abs(shift[0]), abs(shift[1])) < 5:
+            assert torch.allclose(temporal.translate(field, shift)[:, defined], moved[:, defined], atol=1e-4), shift
+
+
+def test_local_brightness_and_contrast_are_measured_as_said():
+    flat, board = np.full((7, 7), 50.0), np.indices((7, 7)).sum(0) % 2 * 200.0
+    features = temporal.describe(torch.tensor(np.stack([flat, board]))[:, None].repeat(1, 3, 1, 1).float())
+    centre = features[:, :, 3, 3]  # a 5x5 square: 12 or 13 of 25 pixels at 200
+    assert torch.allclose(centre[0], torch.log(torch.tensor([58.0] * 3 + [8.0] * 3)))
+    mean = 12 * 200 / 25
+    deviation = (12 * 200 ** 2 / 25 - mean ** 2) ** 0.5
+    assert torch.allclose(centre[1], torch.log(torch.tensor([mean + 8] * 3 + [deviation + 8] * 3)), rtol=1e-5)
+
+
+@pytest.mark.parametrize('size', [(121, 67), (520, 300)])  # the second above the working size: smoothed at 256 across
+def test_smoothing_follows_the_camera(size):
+    """On a pan the average is carried along the motion: a network that adds no flicker is barely changed (without
+    the motion it was smeared by 8 grey levels), and one that adds flicker loses most of it; black stays black."""
+    frames = CLIPS['pan'](24, size=size)
+    curve = smoothed(CurveEnhancer(), frames, (8,))
+    assert np.abs(curve[8].astype(float) - curve[0]).mean() < 2
+    black = frames.copy()
+    black[:, 20:30, 30:50] = 0
+    assert (smoothed(flickering(24), black, (8,))[8][:, 20:30, 30:50] == 0).all()
+    gains = smoothed(flickering(24), frames, (8,))
+    per_frame, steady = (flicker(luma(gains[w]), luma(frames))['flicker'] for w in (0, 8))
+    assert steady < per_frame / 2, (per_frame, steady)
