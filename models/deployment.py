@@ -22,6 +22,7 @@ CHECK_SIZE = (2, 3, 37, 50)  # the export's own check: a batch of two, sides tha
 
 MODEL_CARD = """---
 library_name: nerco
+license: other
 tags:
 - low-light-image-enhancement
 - pytorch_model_hub_mixin
@@ -32,6 +33,16 @@ The inference networks (NRN `Pre`, mask extractor `H`, enhancer `G_A`) of NeRCo,
 for Cooperative Low-light Image Enhancement" (Yang et al., ICCV 2023), as exported by this project's
 `scripts/export.py`. `config.json` holds the architecture; `model.safetensors` the weights (keys `Pre.*`, `H.*`,
 `G_A.*`, the names of the official `latest_net_{Pre,H,G_A}.pth`).
+
+## Provenance
+
+{provenance}
+
+## Licence
+
+The authors' repository (github.com/Ysz2022/NeRCo) states no licence for its code or released weights: ask them
+before redistributing weights they trained. Weights you trained yourself with this project are yours to license;
+say so here.
 
 ```python
 from enhancer import load_enhancer
@@ -112,11 +123,13 @@ def from_model(model):
     return graph
 
 
-def save_hub_folder(graph, folder):
-    """config.json, model.safetensors and a model card (README.md) in folder."""
+def save_hub_folder(graph, folder, provenance=()):
+    """config.json, model.safetensors and a model card (README.md) in folder; provenance: (what, value) pairs of
+    where the weights come from."""
     graph.save_pretrained(folder)
+    lines = '\n'.join('- %s: %s' % pair for pair in provenance) or '- not recorded'
     with open(os.path.join(folder, 'README.md'), 'w') as f:
-        f.write(MODEL_CARD)
+        f.write(MODEL_CARD.replace('{provenance}', lines))
 
 
 def load_hub_folder(folder):

@@ -29,15 +29,18 @@ def architecture_argv(values):
     return argv
 
 
-def saved_architecture(folder):
-    """The architecture flags of the run in folder, as command-line arguments: from train_opt.json (ours), else
-    train_opt.txt (the official code's); none when neither is there."""
+def recorded_options(folder):
+    """{flag: value} of the run in folder: from train_opt.json (ours), else train_opt.txt (the official code's, values
+    as text); empty when neither is there."""
     json_path, text_path = (os.path.join(folder, 'train_opt' + ext) for ext in ('.json', '.txt'))
     if os.path.isfile(json_path):
         values = read_json(json_path, 'fix it from train_opt.txt beside it, or delete it to use train_opt.txt')
         if not isinstance(values, dict):
             raise UserError('%s: not the options of a run (a JSON object of flags); fix or delete it' % json_path)
-        return architecture_argv(values)
-    if os.path.isfile(text_path):
-        return architecture_argv(read_text_options(text_path))
-    return []
+        return values
+    return read_text_options(text_path) if os.path.isfile(text_path) else {}
+
+
+def saved_architecture(folder):
+    """The architecture flags of the run in folder (recorded_options), as command-line arguments."""
+    return architecture_argv(recorded_options(folder))

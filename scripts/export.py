@@ -10,6 +10,7 @@ prints onnxruntime's largest difference from PyTorch. safetensors writes config.
 model card README.md, the Hugging Face Hub layout (load_enhancer, scripts/enhance.py and from_pretrained read it).
 """
 import argparse
+import datetime
 import os
 import shutil
 import sys
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from enhancer import load_enhancer  # noqa: E402
 from models import deployment  # noqa: E402
+from options.recorded import recorded_options  # noqa: E402
 from util.util import UserError, command  # noqa: E402
 
 TOLERANCE = 1e-4  # onnxruntime against PyTorch, in [0, 1] units
@@ -40,6 +42,21 @@ def publish(temporary, out):
     elif os.path.lexists(out):
         os.remove(out)
     os.replace(temporary, out)
+
+
+def provenance(args):
+    """Where the exported weights come from, for the model card: (what, value) pairs."""
+    run = recorded_options(args.checkpoints)
+    source = os.path.basename(os.path.realpath(args.checkpoints))
+    pairs = [('checkpoints', '%s, epoch %s' % (source, args.epoch))]
+    if run:
+        pairs += [('trained on', str(run.get('dataroot', 'not recorded'))),
+                  ('training', '%s + %s epochs (n_epochs + n_epochs_decay), ngf %s, netG %s' % tuple(
+                      run.get(key, '?') for key in ('n_epochs', 'n_epochs_decay', 'ngf', 'netG')))]
+    else:
+        pairs.append(('trained on', "not recorded (no train_opt.json or .txt beside the weights, as with the "
+                                    "authors' released checkpoints)"))
+    return pairs + [('exported', '%s by scripts/export.py' % datetime.date.today().isoformat())]
 
 
 @command
@@ -69,7 +86,7 @@ def main(argv=None):
                                 % (difference, TOLERANCE))
         else:
             temporary = os.path.join(work, 'model')
-            deployment.save_hub_folder(graph, temporary)
+            deployment.save_hub_folder(graph, temporary, provenance(args))
         publish(temporary, args.out)
     print('wrote %s' % args.out)
     return 0

@@ -255,3 +255,12 @@ def test_the_hub_folder_keeps_the_generator_it_was_trained_with(tmp_path):
     assert json.loads((tmp_path / 'hub' / 'config.json').read_text())['netG'] == 'resnet_6blocks'
     image = images((1, 3, 29, 34))
     assert torch.equal(load_enhancer(str(tmp_path / 'hub'))(image), checkpoint(image))
+
+
+def test_the_model_card_says_where_the_weights_come_from(exported, tiny_hub):
+    card = (tiny_hub / 'README.md').read_text()
+    assert '- checkpoints: tiny, epoch latest\n- trained on: %s\n- training: 100 + 200 epochs (n_epochs + ' \
+        'n_epochs_decay), ngf 8, netG resnet_9blocks\n- exported: ' % (tiny_hub.parent / 'data') in card
+    assert 'license: other' in card and 'states no licence' in card
+    official = open(os.path.join(exported['hub'], 'README.md')).read()
+    assert '- checkpoints: official, epoch latest\n- trained on: not recorded' in official
