@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from enhancer import load_enhancer
 from clips import CLIPS, SIZE, dark_scene
+from enhancer import load_enhancer
 from helpers import load_script, refused, run_script, save_tiny_checkpoint
 from metrics.flicker import flicker, luma_frames
-from models.inference import Enhancer, ImageEnhancer
 from models import temporal
+from models.inference import Enhancer, ImageEnhancer
 from models.temporal import TemporalSmoother
+from util.util import UserError
 
 enhance_video = load_script('scripts/enhance_video.py')
 evaluate = load_script('scripts/evaluate.py')
@@ -415,3 +416,18 @@ def test_smoothing_follows_the_camera(size):
     gains = smoothed(flickering(24), frames, (8,))
     per_frame, steady = (flicker(luma(gains[w]), luma(frames))['flicker'] for w in (0, 8))
     assert steady < per_frame / 2, (per_frame, steady)
+
+
+def test_flicker_is_measured_over_the_static_pixels_too_and_refuses_what_it_cannot_compare():
+    reference = np.zeros((4, 6, 10))
+    reference[:, :, :5] = np.array([50, 51, 52, 53])[:, None, None]  # static: a slow change
+    reference[:, :, 5:] = np.array([20, 200, 20, 200])[:, None, None]  # a light switching
+    output = reference.copy()
+    output[:, :, :5] = np.array([50, 60, 50, 60])[:, None, None]  # the still part made to flicker
+    ratios = flicker(output, reference)
+    assert ratios['static_flicker'] > 5 > ratios['flicker'] > 1
+    with pytest.raises(UserError, match=r'^the clips differ in frames or size \(4x6x9, 4x6x10\); compare an output '
+                                        r'with its own input$'):
+        flicker(output[:, :, :9], reference)
+    with pytest.raises(UserError, match='^flicker needs two frames or more, not 1$'):
+        flicker(output[:1], reference[:1])
