@@ -28,6 +28,7 @@ from util.util import UserError, command  # noqa: E402
 
 TILE_BAND = 512
 TILE_CHOICES = ('auto', 'on', 'off')
+NO_PHOTO = 'Upload a photo first: drop it on "Low-light photos", or pick an example.'
 PRECISIONS = ('none', 'bf16', 'fp16')
 
 
@@ -78,7 +79,8 @@ class Photos:
         """(before/after pair of the first photo, gallery of (output, caption), output PNG paths) for the uploaded
         photo paths."""
         if not paths:
-            raise gr.Error('upload a photo first')
+            gr.Warning(NO_PHOTO)
+            return gr.skip(), gr.skip(), gr.skip()
         outputs, gallery = [], []
         folder = tempfile.mkdtemp(dir=self.folder)
         for path in paths:
@@ -95,15 +97,17 @@ def compare(paths, outputs, selection: gr.SelectData):
     return paths[selection.index], outputs[selection.index]
 
 
-def build(photos, examples, on_gpu):
+def build(photos, examples, on_gpu, model):
     with gr.Blocks(title='NeRCo low-light enhancement', analytics_enabled=False) as page:
         gr.Markdown('# NeRCo: low-light photo enhancement\nDrop one or several dark photos; each output keeps its '
-                    "photo's full size. Photos above %.0f megapixels are tiled by default."
-                    % (photos.tile_above / 1e6))
+                    "photo's full size. Photos above %.0f megapixels are tiled by default.\n\nModel: `%s`"
+                    % (photos.tile_above / 1e6, model), elem_id='intro')
         with gr.Row():
             with gr.Column():
                 uploads = gr.File(file_count='multiple', file_types=['image'], label='Low-light photos',
                                   elem_id='uploads')
+                preview = gr.Gallery(label='Your photos', columns=4, height=160, interactive=False, visible=False,
+                                     elem_id='preview')
                 tile = gr.Radio(TILE_CHOICES, value='auto', label='Tiling (for large photos: same result, less '
                                 'memory)')
                 precision = gr.Radio(PRECISIONS, value='none', label='Mixed precision (GPU)', visible=on_gpu)
@@ -112,11 +116,16 @@ def build(photos, examples, on_gpu):
                     gr.Examples([[[path]] for path in examples], inputs=[uploads], label='Examples')
             with gr.Column():
                 slider = gr.ImageSlider(label='Before / after', type='filepath', format='png', elem_id='slider')
-                gallery = gr.Gallery(label='Enhanced (pick one to compare)', format='png', columns=4)
-                downloads = gr.File(label='Enhanced PNG files', file_count='multiple', elem_id='downloads')
+                gallery = gr.Gallery(label='Enhanced (pick one to compare)', format='png', columns=4, visible=False,
+                                     elem_id='gallery')
+                downloads = gr.File(label='Enhanced PNG files', file_count='multiple', interactive=False,
+                                    elem_id='downloads')
         outputs = gr.State([])
+        uploads.change(lambda paths: gr.update(value=paths or [], visible=bool(paths)), uploads, preview,
+                       api_visibility='private')
         run.click(photos, [uploads, tile, precision], [slider, gallery, downloads], api_name='enhance').then(
-            lambda files: files, downloads, outputs, api_visibility='private')
+            lambda files: (files, gr.update(visible=len(files or []) > 1)), downloads, [outputs, gallery],
+            api_visibility='private')
         gallery.select(compare, [uploads, outputs], slider, api_visibility='private')
     return page
 
@@ -155,10 +164,14 @@ def main(argv=None):
     enhancer = load_enhancer(args.checkpoints, args.epoch, args.device)
     with tempfile.TemporaryDirectory(prefix='nerco_app_') as folder:
         photos = Photos(enhancer, args.max_pixels, args.tile_above, folder)
-        page = build(photos, examples, args.device.startswith('cuda'))
+        page = build(photos, examples, args.device.startswith('cuda'), '%s, epoch %s' % (args.checkpoints, args.epoch))
         page.queue(default_concurrency_limit=1)
         page.launch(server_name=args.host, server_port=args.port, share=args.share, allowed_paths=[folder],
-                    footer_links=['api'])
+                    footer_links=['api'], quiet=True, prevent_thread_lock=True)
+        note = ('; public link: %s' % page.share_url if args.share else
+                ' (this machine only; --share for a public link)' if args.host == '127.0.0.1' else '')
+        print('serving %s on http://%s:%d/%s' % (args.checkpoints, args.host, args.port, note), flush=True)
+        page.block_thread()
     return 0
 
 

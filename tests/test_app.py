@@ -117,21 +117,31 @@ def test_a_browser_uploads_a_photo_and_shows_it_enhanced(served, tmp_path):
         browser.get(url)
         wait = WebDriverWait(browser, 120)
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, '#uploads input[type=file]'))
+        assert 'Model: %s, epoch latest' % folder in ' '.join(browser.find_element(By.ID, 'intro').text.split())
+        browser.find_element(By.ID, 'enhance').click()  # no photo yet: a message, not errors
+        wait.until(lambda b: 'Upload a photo first' in b.find_element(By.TAG_NAME, 'body').text)
+        assert 'Error' not in browser.find_element(By.TAG_NAME, 'body').text
         browser.find_element(By.CSS_SELECTOR, '#uploads input[type=file]').send_keys(str(photos / 'odd.png'))
-        wait.until(lambda b: 'odd' in b.find_element(By.ID, 'uploads').text)
+        images = "return [...document.querySelectorAll('%s img')].map(i => [i.src, i.naturalWidth, i.naturalHeight])"
+        wait.until(lambda b: [img for img in b.execute_script(images % '#preview') if img[1:] == [53, 37]])
         browser.find_element(By.ID, 'enhance').click()
-        shown = wait.until(lambda b: [img for img in b.execute_script(
-            "return [...document.querySelectorAll('#slider img')].map(i => [i.src, i.naturalWidth, i.naturalHeight])")
-            if 'odd_enhanced' in img[0] and img[1] > 0])
+        shown = wait.until(lambda b: [img for img in b.execute_script(images % '#slider')
+                                      if 'odd_enhanced' in img[0] and img[1] > 0])
+        links = wait.until(lambda b: [a.get_attribute('href') for a in b.find_elements(By.CSS_SELECTOR, '#downloads a')
+                                      if 'odd_enhanced.png' in (a.get_attribute('href') or '')])
+        assert not browser.find_elements(By.CSS_SELECTOR, '#downloads input[type=file]')  # an output, not an upload
+        assert not [e for e in browser.find_elements(By.ID, 'gallery') if e.is_displayed()]  # one photo: the slider
         time.sleep(1)
         browser.save_screenshot(str(tmp_path / 'page.png'))
     finally:
         browser.quit()
     src, width, height = shown[0]
     assert (width, height) == (53, 37)
-    with urllib.request.urlopen(src, timeout=30) as response:
-        assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.read())).convert('RGB')), expected)
+    for address in (src, links[0]):
+        with urllib.request.urlopen(address, timeout=30) as response:
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.read())).convert('RGB')), expected)
     assert Image.open(tmp_path / 'page.png').size[0] > 0
+    shutil.copy(tmp_path / 'page.png', os.environ.get('NERCO_SCREENSHOT', str(tmp_path / 'kept.png')))
 
 
 def test_out_of_gpu_memory_is_a_message_on_the_page(served, tmp_path):
