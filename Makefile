@@ -33,7 +33,7 @@ demo: install
 	$(BIN)/python scripts/make_demo_data.py --out $(DEMO)/dataset
 	$(BIN)/python train.py --dataroot $(DEMO)/dataset $(DEMO_FLAGS) --clip_pretrained none --display_id 0 --overwrite \
 		--ngf 16 --ndf 16 --load_size 80 --crop_size 64 --n_epochs 40 --n_epochs_decay 20 \
-		--print_freq 3 --display_freq 30 --update_html_freq 30 --save_epoch_freq 20 --num_threads 1 \
+		--print_freq 3 --display_freq 30 --update_html_freq 30 --save_epoch_freq 20 --num_threads 1 --lr_step_after_epoch \
 		--val_dataroot $(DEMO)/dataset --val_freq 5
 	$(BIN)/python test.py --dataroot $(DEMO)/dataset $(DEMO_FLAGS) --ngf 16 --preprocess none \
 		--results_dir $(DEMO)/results --epoch best --metrics

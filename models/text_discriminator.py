@@ -1,6 +1,7 @@
 """Text-driven appearance discriminator: a frozen CLIP RN50 scores images against "low light" / "high light" prompts."""
+import logging
 import os
-import warnings
+import sys
 
 import torch
 import torch.nn as nn
@@ -34,10 +35,15 @@ def load_clip(pretrained='openai', device='cpu', channels_last=False):
     'none' for random weights (tests and offline demos only).
     """
     import open_clip
-    model = open_clip.create_model(CLIP_ARCH, pretrained=None)
+    quiet = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # open_clip's "no pretrained weights loaded": they are loaded below
+    try:
+        model = open_clip.create_model(CLIP_ARCH, pretrained=None)
+    finally:
+        logging.disable(quiet)
     if pretrained == 'none':
-        warnings.warn('--clip_pretrained none: CLIP has RANDOM weights, so the text-driven loss is meaningless; '
-                      'use this only for tests and demos', stacklevel=2)
+        print('note: --clip_pretrained none: CLIP has random weights, so the text-driven loss means nothing (for '
+              'tests and demos)', file=sys.stderr)
     else:
         if pretrained == 'openai':
             path = OPENAI_CACHE if os.path.isfile(OPENAI_CACHE) else _download_openai()

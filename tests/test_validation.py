@@ -46,7 +46,9 @@ def test_validation_logs_keeps_the_best_and_resumes_with_its_record(tmp_path):
     page = os.path.join(folder, 'web', 'index.html')
     refs = referenced_files_exist(page)
     assert 'images/val_input_v0.png' in refs and 'images/val_epoch003_iter00000006_v0.png' in refs
-    assert open(page).read().count('<svg') == 2
+    assert 'loss_chart.png' in refs and 'validation_chart.png' in refs  # drawn with matplotlib (test below)
+    text = ' '.join(open(page).read().split())
+    assert 'validation at epoch 3, iteration 6; psnr %.4g' % float(rows[-1]['psnr']) in text  # outputs with scores
 
     # best_net_*.pth enhances to exactly the images its validation scored.
     enhance = load_enhancer(folder, epoch='best')
@@ -195,3 +197,25 @@ def test_a_nan_metric_never_becomes_the_best():
         assert not validator.improved(float('nan')) and validator.improved(12.0)
         validator.best = {'value': 12.0}
         assert not validator.improved(float('nan'))
+
+
+def test_the_training_charts_group_the_losses_and_give_each_metric_its_own_axis():
+    from training import charts
+    names = ['D_A', 'G_A', 'cycle_A', 'idt_A', 'D_B', 'G_B', 'cycle_B', 'idt_B', 'D_A_edge', 'D_B_edge', 'D_A_CLIP',
+             'D_B_CLIP', 'PreConsis', 'H']
+    history = [(epoch, iters, {name: 1 / (epoch + iters) for name in names}) for epoch in (1, 2) for iters in (2, 4)]
+    figure = charts.loss_figure(history)
+    shown = {ax.get_title(): [line.get_label() for line in ax.get_lines()] for ax in figure.axes}
+    assert shown == {'discriminators': ['D_A', 'D_B', 'D_A_edge', 'D_B_edge', 'D_A_CLIP', 'D_B_CLIP'],
+                     'cycle, identity, consistency': ['cycle_A', 'idt_A', 'cycle_B', 'idt_B', 'PreConsis'],
+                     'generators, mask extractor': ['G_A', 'G_B', 'H']}
+    assert list(figure.axes[0].get_lines()[0].get_xdata()) == [0.5, 1.0, 1.5, 2.0]  # epochs, shares of them
+    rows = [{'epoch': 1, 'iteration': 6, 'psnr': 11.6, 'ssim': 0.41, 'niqe': 7.2},
+            {'epoch': 2, 'iteration': 12, 'psnr': 13.7, 'ssim': 0.52, 'niqe': 6.1},
+            {'epoch': 3, 'iteration': 18, 'psnr': 12.9, 'ssim': 0.55, 'niqe': 6.0}]
+    figure = charts.validation_figure(rows, {'metric': 'psnr', 'epoch': 2, 'iteration': 12, 'value': 13.7})
+    assert [(ax.get_ylabel(), ax.get_yscale()) for ax in figure.axes] == [
+        ('PSNR (dB)', 'linear'), ('SSIM (0 to 1)', 'linear'), ('NIQE (lower is better)', 'linear')]
+    stars = [(list(line.get_xdata()), list(line.get_ydata()), line.get_label()) for ax in figure.axes
+             for line in ax.get_lines() if line.get_marker() == '*']
+    assert stars == [([12], [13.7], 'best (epoch 2)')] and figure.axes[0].get_lines()[0].get_ydata()[1] == 13.7

@@ -1,7 +1,5 @@
-"""Training display: loss log, the intermediate-results page with a loss chart, and visdom when a server answers."""
+"""Training display: loss log, the intermediate-results page with its charts, and visdom when a server answers."""
 import glob
-import html
-import math
 import os
 import re
 import sys
@@ -14,15 +12,16 @@ import numpy as np
 
 from util import html as html_page
 from util.images import save_image, to_uint8
+from util.util import read_json
+from training import charts
 from training.loggers import Loggers
 from training.validation import read_history
 
 LOG_LINE = re.compile(r'\(epoch: (\d+), iters: (\d+)[^)]*\) (.*)')
 RESULT_NAME = re.compile(r'epoch(\d+)_iter(\d+)_(.+)\.png$')
 SHOWN_VALIDATIONS = 10
+PAGE_WIDTH = 1280  # pixels a row of training visuals may take
 VALIDATION_NAME = re.compile(r'val_(epoch\d+_iter\d+)_')
-COLOURS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22',
-           '#17becf', '#393b79', '#637939', '#8c6d31', '#843c39')
 
 
 def warn(message):
@@ -63,39 +62,6 @@ def read_loss_log(path):
                     history.append((int(match.group(1)), int(match.group(2)),
                                     {k: float(v) for k, v in values.items()}))
     return history
-
-
-def chart_svg(history, what='losses', width=860, height=320):
-    """An inline SVG line chart of [(epoch, iters, {name: value})] over the logged steps (log scale, one colour per
-    name)."""
-    if len(history) < 2:
-        return '<p>The chart of the %s appears after two logged steps.</p>' % what
-    names = list(history[-1][2])
-    left, right, top, bottom = 50, 170, 10, 30
-    values = [max(v, 1e-4) for _, _, losses in history for v in losses.values()]
-    lo, hi = math.log10(min(values)), math.log10(max(values))
-    hi = hi if hi > lo else lo + 1
-
-    def point(i, v):
-        x = left + (width - left - right) * i / (len(history) - 1)
-        y = top + (height - top - bottom) * (hi - math.log10(max(v, 1e-4))) / (hi - lo)
-        return '%.1f,%.1f' % (x, y)
-
-    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-size="11">' % (width, height),
-             '<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>'
-             % (left, top, width - left - right, height - top - bottom),
-             '<text x="4" y="%d">%.3g</text><text x="4" y="%d">%.3g</text>'
-             % (top + 10, 10 ** hi, height - bottom, 10 ** lo),
-             '<text x="%d" y="%d">epoch %d .. %d (log scale)</text>'
-             % (left, height - 8, history[0][0], history[-1][0])]
-    for k, name in enumerate(names):
-        colour = COLOURS[k % len(COLOURS)]
-        points = ' '.join(point(i, losses[name]) for i, (_, _, losses) in enumerate(history) if name in losses)
-        parts.append('<polyline fill="none" stroke="%s" points="%s"/>' % (colour, points))
-        parts.append('<text x="%d" y="%d" fill="%s">%s</text>'
-                     % (width - right + 8, top + 12 + 14 * k, colour, html.escape(name)))
-    parts.append('</svg>')
-    return ''.join(parts)
 
 
 class Visualizer:
@@ -139,14 +105,20 @@ class Visualizer:
         """Rebuild index.html from the saved images (newest first), the loss log and the validation log."""
         webpage = html_page.HTML(self.web_dir, 'Experiment name = %s' % self.name)
         webpage.add_header('Losses')
-        webpage.add_raw(chart_svg(read_loss_log(self.log_name)))
-        validations = read_history(os.path.join(os.path.dirname(self.log_name), 'val_metrics.csv'))
+        history = read_loss_log(self.log_name)
+        if len(history) < 2:
+            webpage.add_raw('<p>The loss charts appear after two logged steps.</p>')
+        else:
+            self.add_chart(webpage, charts.loss_figure(history), 'loss_chart.png', 'losses by group')
+        folder = os.path.dirname(self.log_name)
+        validations = read_history(os.path.join(folder, 'val_metrics.csv'))
         if validations:
             webpage.add_header('Validation')
-            webpage.add_raw(chart_svg([(row['epoch'], row['iteration'],
-                                        {k: v for k, v in row.items() if k not in ('epoch', 'iteration', 'seconds')})
-                                       for row in validations], 'validation metrics'))
-            self.add_validation_samples(webpage)
+            best = os.path.join(folder, 'best.json')
+            best = read_json(best, 'delete it; the next validation writes it again') if os.path.isfile(best) else None
+            self.add_chart(webpage, charts.validation_figure(validations, best), 'validation_chart.png',
+                           'validation metrics')
+            self.add_validation_samples(webpage, {(row['epoch'], row['iteration']): row for row in validations})
         groups = OrderedDict()
         for path in sorted(glob.glob(os.path.join(glob.escape(self.img_dir), 'epoch*_iter*_*.png')), reverse=True):
             match = RESULT_NAME.search(os.path.basename(path))
@@ -158,10 +130,15 @@ class Visualizer:
             items.sort(key=lambda item: order.get(item[0], len(order)))
             webpage.add_header('epoch %d, iteration %d' % (epoch, iters))
             links = ['images/' + filename for _, filename in items]
-            webpage.add_images(links, [label for label, _ in items], links, width=self.win_size)
+            webpage.add_images(links, [label for label, _ in items], links, width=min(self.win_size, PAGE_WIDTH //
+                                                                                       len(items)))
         return webpage.save()
 
-    def add_validation_samples(self, webpage):
+    def add_chart(self, webpage, figure, name, what):
+        charts.save(figure, os.path.join(self.web_dir, name))
+        webpage.add_raw('<p><img src="%s" alt="%s" style="max-width: 100%%"></p>' % (name, what))
+
+    def add_validation_samples(self, webpage, scores):
         """The validation inputs, then their outputs at the last few validations, newest first."""
         inputs = sorted(glob.glob(os.path.join(glob.escape(self.img_dir), 'val_input_*.png')))
         stems = [os.path.basename(path)[len('val_input_'):-len('.png')] for path in inputs]
@@ -173,7 +150,11 @@ class Visualizer:
         for when in times[:SHOWN_VALIDATIONS]:
             links = ['images/val_%s_%s.png' % (when, stem) for stem in stems
                      if os.path.isfile(os.path.join(self.img_dir, 'val_%s_%s.png' % (when, stem)))]
-            webpage.add_header('validation at epoch %d, iteration %d' % tuple(map(int, re.findall(r'\d+', when))))
+            epoch, iteration = map(int, re.findall(r'\d+', when))
+            row = scores.get((epoch, iteration), {})
+            webpage.add_header('validation at epoch %d, iteration %d%s' % (epoch, iteration, ''.join(
+                '; %s %.4g' % (name, value) for name, value in row.items()
+                if name not in ('epoch', 'iteration', 'seconds'))))
             webpage.add_images(links, stems, links, width=self.win_size // 2)
 
     def plot_current_losses(self, epoch, counter_ratio, losses):
