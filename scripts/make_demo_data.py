@@ -2,7 +2,9 @@
 
 Low-light versions are simulated (gamma, gain, Poisson-Gaussian noise) into trainA and testA; other photos, at
 normal light, go to trainB (unpaired), and the originals of the test photos to testB (ground truth).
-Usage: python scripts/make_demo_data.py --out demo/dataset
+
+    python scripts/make_demo_data.py --out demo/dataset          (what make demo does)
+    python scripts/make_demo_data.py --out /tmp/nerco_data && python train.py --dataroot /tmp/nerco_data ...
 """
 import argparse
 import os
