@@ -29,7 +29,7 @@ TESTS = {
     'metrics/flicker.py': 'tests/test_video.py -k "evaluate_reports or normalising or static_pixels"',
     'util/locks.py': 'tests/test_bad_inputs.py tests/test_safety.py -k "lock or held"',
     'models/inference.py': 'tests/test_inference.py tests/test_video.py '
-                           '-k "every_mode or the_same_output or smoothing"',
+                           '-k "every_mode or the_same_output or smoothing or come_back"',
     'training/validation.py': 'tests/test_validation.py '
                               '-k "nan_metric or best_checkpoint_is or without_images or unreadable"',
     'models/checkpoints.py': 'tests/test_safety.py '

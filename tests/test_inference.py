@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -69,3 +70,22 @@ def test_pil_images_of_every_mode_come_in_as_8_bit_rgb():
     deep = rng.integers(0, 65536, (6, 5), dtype=np.uint16)  # 16-bit greyscale: scaled to 8 bits, not clipped
     expected = np.repeat(np.round(deep / 65535 * 255).astype(np.uint8)[..., None], 3, -1)
     assert (np.asarray(Identity()(Image.fromarray(deep))) == expected).all()
+
+
+def test_arrays_and_tensors_come_back_as_what_they_were():
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (5, 4), dtype=np.uint8)
+    assert (Identity()(grey) == np.repeat(grey[..., None], 3, -1)).all()  # greyscale: three equal channels
+    rgba = rng.integers(0, 256, (5, 4, 4), dtype=np.uint8)
+    assert (Identity()(rgba) == rgba[..., :3]).all()  # alpha dropped
+    frames = rng.integers(0, 256, (2, 5, 4, 3), dtype=np.uint8)
+    assert (Identity()(frames) == frames).all() and Identity()(frames[0]).shape == (5, 4, 3)
+    for image in (torch.rand(3, 5, 4, dtype=torch.float64), torch.rand(2, 3, 5, 4)):
+        back = Identity()(image)
+        assert back.shape == image.shape and back.dtype == image.dtype and torch.allclose(back, image, atol=1e-6)
+    with pytest.raises(TypeError, match=r'^numpy images must be uint8 \(H, W\), \(H, W, 3\) or \(N, H, W, 3\), not '
+                                        r'float32$'):
+        Identity()(grey.astype(np.float32))
+    with pytest.raises(TypeError, match='^expected a PIL image, a uint8 numpy array or a tensor in \\[0, 1\\], not '
+                                        'list$'):
+        Identity()([grey])
