@@ -34,6 +34,8 @@ TESTS = {
                               '-k "nan_metric or best_checkpoint_is or without_images or unreadable"',
     'models/checkpoints.py': 'tests/test_safety.py '
                              '-k "kill_while_saving or mixed_checkpoint or full_disk or network_file"',
+    'scripts/export.py': 'tests/test_export.py -k "out_never or folders_that_hold or model_card"',
+    'app.py': 'tests/test_app.py -k "tiles_exactly or too_large or out_of_gpu"',
     'util/util.py': 'tests/test_safety.py -k "atomic or reaches_the_disk"',
 }
 MARK = '# written by scripts/mutation.py for one run; removed when it ends\n'

@@ -44,8 +44,9 @@ def make_dataset_folders(root, n=2, size=(40, 36)):
 
 
 def load_script(path):
-    """A script of scripts/ (path relative to the repository) as a module, to call its functions in-process."""
-    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0],
+    """A script of scripts/ (path relative to the repository) as a module, to call its functions in-process; named
+    by its path (scripts.export), as mutmut names the functions it mutates."""
+    spec = importlib.util.spec_from_file_location(os.path.splitext(path)[0].replace('/', '.'),
                                                   os.path.join(ROOT, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
