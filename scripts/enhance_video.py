@@ -24,7 +24,7 @@ from tqdm import tqdm  # noqa: E402
 from enhancer import load_enhancer  # noqa: E402
 from models.inference import out_of_memory  # noqa: E402
 from models.temporal import TemporalSmoother  # noqa: E402
-from util.util import UserError, command  # noqa: E402
+from util.util import UserError, command, follow_umask  # noqa: E402
 from util.video import open_video  # noqa: E402
 
 CRF_CODECS = ('libx264', 'libx265', 'libvpx-vp9')
@@ -242,6 +242,7 @@ def main(argv=None):
     os.close(fd)
     try:
         count = transcode(batch_enhancer(enhancer, args), args, target, frames, matrix)
+        follow_umask(target)
         os.replace(target, args.out)
     except KeyboardInterrupt:
         raise UserError('interrupted; nothing was written to %s' % args.out) from None

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from enhancer import load_enhancer  # noqa: E402
 from models import deployment  # noqa: E402
 from options.recorded import recorded_options  # noqa: E402
-from util.util import UserError, command  # noqa: E402
+from util.util import UserError, command, follow_umask  # noqa: E402
 
 TOLERANCE = 1e-4  # onnxruntime against PyTorch, in [0, 1] units
 
@@ -36,7 +36,8 @@ def check_out(out, source, overwrite):
 
 
 def publish(temporary, out):
-    """Move the finished export into place (replacing what --overwrite allowed)."""
+    """Move the finished export into place (replacing what --overwrite allowed), with the modes the umask gives."""
+    follow_umask(temporary)
     if os.path.isdir(out) and not os.path.islink(out):
         shutil.rmtree(out)
     elif os.path.lexists(out):

@@ -264,3 +264,19 @@ def test_the_model_card_says_where_the_weights_come_from(exported, tiny_hub):
     assert 'license: other' in card and 'states no licence' in card
     official = open(os.path.join(exported['hub'], 'README.md')).read()
     assert '- checkpoints: official, epoch latest\n- trained on: not recorded' in official
+
+
+def test_exports_get_the_mode_the_umask_gives(tmp_path):
+    """safetensors and tempfile make their files private (0600, 0700); an export is shared like any other output."""
+    folder = save_tiny_checkpoint(tmp_path)
+    main = load_script('scripts/export.py').main
+    previous = os.umask(0o022)
+    try:
+        main(['--checkpoints', folder, '--format', 'safetensors', '--out', str(tmp_path / 'hub')])
+        main(['--checkpoints', folder, '--format', 'onnx', '--out', str(tmp_path / 'nerco.onnx')])
+    finally:
+        os.umask(previous)
+    modes = {path.name: oct(path.stat().st_mode & 0o777) for path in (tmp_path / 'hub', *(tmp_path / 'hub').iterdir(),
+                                                                       tmp_path / 'nerco.onnx')}
+    assert modes == {'hub': '0o755', 'config.json': '0o644', 'model.safetensors': '0o644', 'README.md': '0o644',
+                     'nerco.onnx': '0o644'}

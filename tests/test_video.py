@@ -130,6 +130,17 @@ def test_frames_keep_their_own_times_in_a_clip_with_b_frames(clips, tmp_path):
     assert read_clip(out)[1] == read_clip(clip)[1]
 
 
+def test_the_output_clip_gets_the_mode_the_umask_gives(clips, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        result = run_script('scripts/enhance_video.py', clips['vfr'], '--checkpoints', clips['folder'], '--out',
+                            str(tmp_path / 'out.mkv'))
+    finally:
+        os.umask(previous)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert oct((tmp_path / 'out.mkv').stat().st_mode & 0o777) == '0o644'
+
+
 def test_odd_sides_are_stored_in_yuv444p():
     assert [enhance_video.pixel_format('libx264', *size) for size in ((32, 20), (32, 21), (31, 20), (31, 21))] == \
         ['yuv420p', 'yuv444p', 'yuv444p', 'yuv444p']

@@ -62,9 +62,7 @@ def write_temporary(path, write):
     # a long name keeps its first 64 characters, so that the temporary name stays within the file system's limit
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path)[:64] + '.', suffix='.tmp', dir=directory)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, 'wb') as f:
             write(f)
             f.flush()
@@ -73,6 +71,24 @@ def write_temporary(path, write):
         os.remove(tmp)
         raise
     return tmp
+
+
+def current_umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def follow_umask(path):
+    """Give path, and all a folder at path holds, the mode that new files and folders get under the umask (what
+    tempfile, safetensors and others make private)."""
+    umask = current_umask()
+    for folder, _, files in os.walk(path) if os.path.isdir(path) else ():
+        os.chmod(folder, 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666 & ~umask)
+    if os.path.isfile(path):
+        os.chmod(path, 0o666 & ~umask)
 
 
 def atomic_write(path, write):
