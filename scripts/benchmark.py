@@ -55,7 +55,19 @@ def parse_args(argv=None):
                         help='inference: the networks in PyTorch, or their ONNX export run by onnxruntime (CPU)')
     parser.add_argument('--one', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--export-to', help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for flag in ('height', 'width', 'batch', 'repeats', 'ngf'):
+        if getattr(args, flag) < 1:
+            parser.error('--%s %d: give 1 or more' % (flag, getattr(args, flag)))
+    for flag in ('warmup', 'tile'):
+        if getattr(args, flag) < 0:
+            parser.error('--%s %d: give 0 or more' % (flag, getattr(args, flag)))
+    from models.discriminators import NLayerDiscriminator
+    smallest = NLayerDiscriminator.smallest_input(3)
+    if 'train' in args.mode and args.height < smallest:
+        parser.error('--height %d: training steps crop squares of --height pixels, and the discriminators need %d '
+                     'or more' % (args.height, smallest))
+    return args
 
 
 def build(args, mode, workdir):

@@ -12,7 +12,7 @@ import torch
 
 import train as train_script
 from conftest import ROOT, build_model, train_options
-from helpers import (TINY, make_dataset_folders, one_line_error, run_script, train_argv, write_image,
+from helpers import (TINY, load_script, make_dataset_folders, one_line_error, run_script, train_argv, write_image,
                       write_official_checkpoints)
 from data import create_dataset
 from models.NeRCo_model import NeRCoModel
@@ -286,3 +286,14 @@ def test_every_command_reports_a_user_error_in_one_line(tmp_path, command):
     assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
     assert len(lines) == 1 and expected.format(tmp=tmp_path) in lines[0], result.stderr[-3000:]
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--height', '0'], '--height 0: give 1 or more'), (['--repeats', '0'], '--repeats 0: give 1 or more'),
+    (['--width', '-3'], '--width -3: give 1 or more'), (['--warmup', '-1'], '--warmup -1: give 0 or more'),
+    (['--mode', 'train', '--height', '16'], '--height 16: training steps crop squares of --height pixels, and the '
+                                            'discriminators need 24 or more')])
+def test_benchmark_refuses_sizes_it_cannot_measure_naming_its_own_flag(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('scripts/benchmark.py').parse_args(argv)
+    assert exit_info.value.code == 2 and capsys.readouterr().err.strip().endswith('error: ' + message)
