@@ -1,6 +1,7 @@
 """Image files: finding them in folders, reading them as 8-bit RGB, writing them, and turning network outputs
 (tensors in [-1, 1]) into them."""
 import collections
+import hashlib
 import os
 import re
 
@@ -10,6 +11,8 @@ from PIL import Image, ImageOps
 
 from util.util import atomic_write
 
+# bytes an output's name may take before its suffix (_fake_B.png) and a writer's temporary name (.<name>.*.tmp)
+NAME_BYTES = 200
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -38,12 +41,18 @@ def images_by_stem(folder, suffix=''):
 def output_names(paths, root):
     """{path: name} for the outputs of input files under root: each file's stem, except where two inputs share a
     stem (x.jpg, x.png, sub/x.png); those are named by their path under root, separators and dots as '_'
-    (x_jpg, x_png, sub_x_png), so that every input keeps an output of its own."""
+    (x_jpg, x_png, sub_x_png), so that every input keeps an output of its own. A name longer than NAME_BYTES is cut
+    and ends in '~' and a hash of its path, so that it and its suffixes fit the file system's 255 bytes."""
     stems = {path: os.path.splitext(os.path.basename(path))[0] for path in paths}
     shared = {stem for stem, count in collections.Counter(stems.values()).items() if count > 1}
     names, used = {}, set()
     for path, stem in stems.items():
         name = re.sub(r'[\\/.]', '_', os.path.relpath(path, root)) if stem in shared else stem
+        if len(os.fsencode(name)) > NAME_BYTES:
+            digest = hashlib.sha1(os.fsencode(os.path.relpath(path, root))).hexdigest()[:8]
+            while len(os.fsencode(name)) > NAME_BYTES - 9:  # whole letters only
+                name = name[:-1]
+            name += '~' + digest
         while name in used:
             name += '_'
         names[path] = name

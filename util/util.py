@@ -59,8 +59,9 @@ def write_temporary(path, write):
     """Call write(file) on a new hidden temporary file beside path (.<name>.<random>.tmp) that gets the mode the
     umask gives new files, fsync it and return its path; it is removed again if write fails."""
     directory = os.path.dirname(os.path.abspath(path))
-    # a long name keeps its first 64 characters, so that the temporary name stays within the file system's limit
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path)[:64] + '.', suffix='.tmp', dir=directory)
+    # a long name keeps its first 64 bytes, so that the temporary name stays within the file system's limit
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.fsdecode(os.fsencode(os.path.basename(path))[:64]) + '.',
+                               suffix='.tmp', dir=directory)
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, 'wb') as f:
