@@ -73,14 +73,14 @@ def evaluate(results, gt=None, inputs=None, ssim_mode='gaussian', loe=False, niq
     outputs, sources, page = find_outputs(results, stems)
     if gt and not os.path.isdir(gt):
         raise UserError('--gt %s: folder not found; it should hold the ground-truth images' % gt)
-    truths = images_by_stem(gt) if gt else {}
+    truths = images_by_stem(gt, what='ground truth') if gt else {}
     if gt and not set(outputs) & set(truths):
         raise UserError('--gt %s: no file stem matches an enhanced image (e.g. %s); name ground truth like the '
                         'inputs' % (gt, next(iter(outputs))))
     if inputs:
         if not os.path.isdir(inputs):
             raise UserError('--inputs %s: folder not found; it should hold the low-light inputs' % inputs)
-        sources = images_by_stem(inputs)
+        sources = images_by_stem(inputs, what='--inputs')
     notes = [ssim_convention(ssim_mode)] if truths else []
     lpips_model = None
     if truths and lpips:

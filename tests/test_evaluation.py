@@ -15,7 +15,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import ROOT
 from helpers import (TINY, fake_alexnet, image_pair, load_script, make_dataset_folders, make_pairs,
-                     one_line_error, referenced_files_exist, run_script, save_tiny_checkpoint, write_image)
+                     one_line_error, referenced_files_exist, refused, run_script, save_tiny_checkpoint,
+                     write_image)
 from metrics import scores as metrics
 from metrics.evaluation import column_means, evaluate
 from models.NeRCo_model import NeRCoModel
@@ -445,3 +446,17 @@ def test_means_leave_nan_out_and_a_column_of_nan_stays_nan_without_a_warning(rec
     means = column_means(rows, ['psnr', 'niqe', 'lpips'])
     assert means['psnr'] == 25.0 and np.isnan(means['niqe']) and 'lpips' not in means
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_ground_truth_that_pairs_two_ways_is_refused_naming_both_files(tmp_path, capsys):
+    """gt/img0.png and gt/img0.jpg: which is the ground truth of img0? (PSNR 8.91 against one, 7.76 against the
+    other): refused, not picked silently (validation's testB: test_validation.py)."""
+    results, gt = str(tmp_path / 'out'), str(tmp_path / 'gt')
+    write_results(results, gt, size=(40, 36))
+    Image.open(os.path.join(gt, 'img0.png')).save(os.path.join(gt, 'img0.jpg'))
+    main = load_script('scripts/evaluate.py').main
+    line = refused(capsys, main, results, '--gt', gt, '--no_lpips', '--no_niqe')
+    assert line == 'error: ground truth %s: img0.jpg and img0.png both pair with the images named img0; keep the ' \
+        'one that is meant' % gt
+    os.remove(os.path.join(gt, 'img0.jpg'))
+    assert main([results, '--gt', gt, '--no_lpips', '--no_niqe']) == 0

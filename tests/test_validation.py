@@ -18,6 +18,7 @@ from enhancer import load_enhancer
 from metrics import scores as metrics
 from models.NeRCo_model import NeRCoModel
 from training.validation import Validator
+from util.util import UserError
 
 
 def logged(folder):
@@ -219,3 +220,12 @@ def test_the_training_charts_group_the_losses_and_give_each_metric_its_own_axis(
     stars = [(list(line.get_xdata()), list(line.get_ydata()), line.get_label()) for ax in figure.axes
              for line in ax.get_lines() if line.get_marker() == '*']
     assert stars == [([12], [13.7], 'best (epoch 2)')] and figure.axes[0].get_lines()[0].get_ydata()[1] == 13.7
+
+
+def test_validation_ground_truth_that_pairs_two_ways_is_refused(tmp_path):
+    val = make_validation_set(str(tmp_path / 'val'), size=(40, 36))
+    Image.open(os.path.join(val, 'testB', 'v1.png')).save(os.path.join(val, 'testB', 'v1.jpg'))
+    opt = train_options(tmp_path, '--val_dataroot', val)
+    with pytest.raises(UserError, match=r'^validation ground truth .*testB: v1\.jpg and v1\.png both pair with the '
+                                        r'images named v1; keep the one that is meant$'):
+        Validator(opt, str(tmp_path))

@@ -33,7 +33,7 @@ class Validator:
             raise UserError('--val_dataroot %s: %s holds no images; it should hold the low-light validation images'
                             % (opt.val_dataroot, source))
         truth_folder = os.path.join(opt.val_dataroot, 'testB')
-        truths = images_by_stem(truth_folder) if os.path.isdir(truth_folder) else {}
+        truths = images_by_stem(truth_folder, what='validation ground truth') if os.path.isdir(truth_folder) else {}
         self.truths = {path: truths[stem] for path in self.paths
                        if (stem := os.path.splitext(os.path.basename(path))[0]) in truths}
         self.metric = opt.val_metric or ('psnr' if self.truths else 'niqe')

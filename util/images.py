@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from util.util import atomic_write
+from util.util import UserError, atomic_write
 
 # bytes an output's name may take before its suffix (_fake_B.png) and a writer's temporary name (.<name>.*.tmp)
 NAME_BYTES = 200
@@ -27,14 +27,19 @@ def find_images(folder, recursive=True):
     return sorted(os.path.join(root, f) for root, _, files in os.walk(folder) for f in files if is_image_file(f))
 
 
-def images_by_stem(folder, suffix=''):
-    """{stem: path} for the images directly in folder whose stem ends with suffix (removed from the key); the first
-    file in sorted order wins when two share a stem."""
+def images_by_stem(folder, suffix='', what=None):
+    """{stem: path} for the images directly in folder whose stem ends with suffix (removed from the key). Where two
+    share a stem the first in sorted order wins, unless what names the folder's role (e.g. '--gt'): then the pairing
+    is ambiguous and refused, naming both files."""
     found = {}
     for path in find_images(folder, recursive=False):
         stem = os.path.splitext(os.path.basename(path))[0]
         if stem.endswith(suffix):
-            found.setdefault(stem[:len(stem) - len(suffix)] if suffix else stem, path)
+            key = stem[:len(stem) - len(suffix)] if suffix else stem
+            if what and key in found:
+                raise UserError('%s %s: %s and %s both pair with the images named %s; keep the one that is meant'
+                                % (what, folder, os.path.basename(found[key]), os.path.basename(path), key))
+            found.setdefault(key, path)
     return found
 
 
