@@ -71,9 +71,8 @@ class NeRCo(nn.Module, PyTorchModelHubMixin):
     def __init__(self, ngf=64, netG='resnet_9blocks', norm='instance', no_dropout=True, input_nc=3, output_nc=3,
                  format_version=FORMAT_VERSION):
         super().__init__()
-        if format_version != FORMAT_VERSION:
-            raise UserError('config.json: format_version %r is not one this code reads (%d); export the model again '
-                            'with scripts/export.py, or update NeRCo' % (format_version, FORMAT_VERSION))
+        check_config(ngf=ngf, netG=netG, norm=norm, no_dropout=no_dropout, input_nc=input_nc, output_nc=output_nc,
+                     format_version=format_version)
         inference = networks.define_inference(input_nc, output_nc, ngf, netG, norm, use_dropout=not no_dropout)
         self.netG_A, self.netPre, self.netH = (inference[name] for name in ('G_A', 'Pre', 'H'))
         self.architecture = dict(ngf=ngf, netG=netG, norm=norm, no_dropout=no_dropout, input_nc=input_nc,
@@ -121,6 +120,25 @@ def from_model(model):
     for name, net in graph.networks().items():
         net.load_state_dict(checkpoints.without_module_prefix(getattr(model, 'net' + name).state_dict()))
     return graph
+
+
+def check_config(**values):
+    """A UserError ('config.json: ...') naming the first value of a Hub config that cannot describe a NeRCo, with
+    the value as the file holds it."""
+    def whole(value, least):
+        return type(value) is int and value >= least
+    rules = (('format_version', lambda v: type(v) is int and v == FORMAT_VERSION,
+              'is not one this code reads (%d); export the model again with scripts/export.py, or update NeRCo'
+              % FORMAT_VERSION),
+             ('ngf', lambda v: whole(v, 1), 'must be a whole number of filters, 1 or more'),
+             ('netG', lambda v: v in networks.GENERATORS, 'must be one of %s' % ', '.join(networks.GENERATORS)),
+             ('norm', lambda v: v in networks.NORMS, 'must be one of %s' % ', '.join(networks.NORMS)),
+             ('no_dropout', lambda v: type(v) is bool, 'must be true or false'),
+             ('input_nc', lambda v: v == 3 and type(v) is int, 'must be 3 (RGB)'),
+             ('output_nc', lambda v: v == 3 and type(v) is int, 'must be 3 (RGB)'))
+    for name, fits, what in rules:
+        if not fits(values[name]):
+            raise UserError('config.json: %s %s %s' % (name, json.dumps(values[name]), what))
 
 
 def save_hub_folder(graph, folder, provenance=()):

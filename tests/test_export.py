@@ -280,3 +280,19 @@ def test_exports_get_the_mode_the_umask_gives(tmp_path):
                                                                        tmp_path / 'nerco.onnx')}
     assert modes == {'hub': '0o755', 'config.json': '0o644', 'model.safetensors': '0o644', 'README.md': '0o644',
                      'nerco.onnx': '0o644'}
+
+
+@pytest.mark.parametrize('config, message', [
+    ({'ngf': -8}, 'ngf -8 must be a whole number of filters, 1 or more'),
+    ({'ngf': '8'}, 'ngf "8" must be a whole number of filters, 1 or more'),
+    ({'ngf': 8.5}, 'ngf 8.5 must be a whole number of filters, 1 or more'),
+    ({'netG': 'foo'}, 'netG "foo" must be one of resnet_9blocks, resnet_6blocks, unet_128, unet_256'),
+    ({'norm': 'group'}, 'norm "group" must be one of instance, batch, none'),
+    ({'no_dropout': 'yes'}, 'no_dropout "yes" must be true or false'),
+    ({'input_nc': 1}, 'input_nc 1 must be 3 (RGB)'),
+    ({'format_version': '1'}, 'format_version "1" is not one this code reads (1)')])
+def test_a_hand_edited_config_is_named_with_the_value_it_holds(tiny_hub, tmp_path, config, message):
+    folder = spoiled_copy(tiny_hub, tmp_path, config=config)
+    with pytest.raises(UserError) as error:
+        deployment.load_hub_folder(str(folder))
+    assert str(error.value).startswith('%s: %s' % (folder / 'config.json', message)), str(error.value)
