@@ -78,7 +78,7 @@ def test_test_py_gives_every_input_its_own_output(tmp_path):
 
 def test_test_py_enhances_files_whose_names_fill_the_file_system_limit(tmp_path):
     """A 251-byte name (255 with .png) cannot take the _fake_B.png suffix: its outputs get a shortened name with a
-    hash, unique also beside another long name that shares its first 200 bytes, and the images after it are still
+    hash, unique also beside another long name that shares its first 235 bytes, and the images after it are still
     enhanced; the same for multi-byte letters."""
     data = tmp_path / 'data'
     long_names = ['a' * 251 + '.png', 'a' * 250 + 'b.png', '\u00e9' * 125 + '.png', 'z.png']
@@ -93,7 +93,7 @@ def test_test_py_enhances_files_whose_names_fill_the_file_system_limit(tmp_path)
     assert len(images) == 8 and 'z_fake_B.png' in images and max(len(os.fsencode(n)) for n in images) <= 255
     cut = [n for n in images if '~' in n]
     assert len(cut) == 6 and len({n.split('~')[1][:8] for n in cut}) == 3  # three names cut, each its own hash
-    assert all(n.split('~')[0] in ('a' * 191, '\u00e9' * 95) for n in cut)  # at whole letters (UTF-8)
+    assert all(n.split('~')[0] in ('a' * 235, '\u00e9' * 117) for n in cut)  # at whole letters (UTF-8)
 
 
 def test_test_py_metrics_score_only_this_runs_outputs(tmp_path):

@@ -11,8 +11,8 @@ from PIL import Image, ImageOps
 
 from util.util import UserError, atomic_write
 
-# bytes an output's name may take before its suffix (_fake_B.png) and a writer's temporary name (.<name>.*.tmp)
-NAME_BYTES = 200
+# bytes an output's name may take: the file system's 255, less test.py's longest suffix (_fake_B.png)
+NAME_BYTES = 244
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.tif', '.tiff', '.webp')
 
 
