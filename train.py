@@ -180,10 +180,12 @@ def start(options, opt, model, run, images):
     warn_about_zero_learning_rate(opt, run.epoch)
     options.save(opt, model.save_dir)
     print('The number of training images = %d (per process)' % images)
-    print('logs: %s' % visualizer.log_name + ('; page %s' % os.path.join(visualizer.web_dir, 'index.html')
-                                              if visualizer.use_html else '') +
-          ''.join('; TensorBoard: tensorboard --logdir %s' % os.path.join(model.save_dir, 'tensorboard')
-                  for name in visualizer.loggers.active if name == 'TensorBoard'))
+    logs = [visualizer.log_name]
+    if visualizer.use_html:
+        logs.append('page %s' % os.path.join(visualizer.web_dir, 'index.html'))
+    if 'TensorBoard' in visualizer.loggers.active:
+        logs.append('TensorBoard: tensorboard --logdir %s' % os.path.join(model.save_dir, 'tensorboard'))
+    print('logs: ' + '; '.join(logs))
     return visualizer, validator
 
 

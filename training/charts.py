@@ -2,6 +2,7 @@
 metric on an axis of its own with its unit, the best validation marked."""
 from matplotlib.figure import Figure
 
+from training.validation import METRICS
 from util.util import atomic_write
 
 LOSS_GROUPS = (('discriminators', lambda name: name.startswith('D_')),
@@ -48,7 +49,7 @@ def loss_figure(history):
 def validation_figure(rows, best=None):
     """Each metric of the validation rows ({'epoch', 'iteration', metric: value}) on a panel of its own; best
     ({'metric', 'epoch', 'iteration', 'value'}, best.json) marked on its metric's panel."""
-    metrics = [name for name in rows[0] if name not in ('epoch', 'iteration', 'seconds')]
+    metrics = [name for name in METRICS if name in rows[0]]
     figure, axes = panels(len(metrics))
     x = [row['iteration'] for row in rows]
     for ax, metric in zip(axes, metrics):

@@ -17,6 +17,8 @@ from util.images import find_images, images_by_stem, load_rgb, save_image
 from util.util import UserError, atomic_write, read_json, strict_json
 
 REFERENCE_METRICS = ('psnr', 'ssim', 'lpips')
+# what a validation scores, in the order of val_metrics.csv
+METRICS = REFERENCE_METRICS + ('niqe',)
 SAMPLES = 3
 
 
@@ -77,20 +79,16 @@ class Validator:
             return None
 
     def read_best(self):
-        path = os.path.join(self.folder, 'best.json')
-        if not os.path.isfile(path):
+        best = read_best_record(self.folder)
+        if best is None:
             return None
-        new_record = 'move it and the best_net_*.pth files away to start a new record'
-        best = read_json(path, 'restore it, or ' + new_record)
-        if not isinstance(best, dict) or not isinstance(best.get('metric'), str):
-            raise UserError('%s: not a best-checkpoint record (a JSON object with "metric"); restore it, or %s'
-                            % (path, new_record))
+        path = os.path.join(self.folder, 'best.json')
         names = best.get('val_images', self.names)
         if best['metric'] != self.metric or names != self.names:
             raise UserError('--val_metric %s on --val_dataroot %s: the best checkpoint of this run was chosen by %s '
                             'on %s (%s); continue with that metric and set, or %s'
                             % (self.metric, self.source, best['metric'], 'these images' if names == self.names else
-                               'other images (%d: %s)' % (len(names), ', '.join(names[:3])), path, new_record))
+                               'other images (%d: %s)' % (len(names), ', '.join(names[:3])), path, NEW_RECORD))
         return best
 
     def score(self, output, path):
@@ -110,7 +108,7 @@ class Validator:
                 rows.append(self.score(output, path))
                 if i < SAMPLES:
                     self.save_sample(image, output, path, epoch, iters)
-        means = column_means(rows, ('psnr', 'ssim', 'lpips', 'niqe'))
+        means = column_means(rows, METRICS)
         skipped = {name: sum(math.isnan(row.get(name, 0)) for row in rows) for name in means}
         self.log(epoch, iters, means, skipped, time.time() - started)
         self.last = means
@@ -137,7 +135,7 @@ class Validator:
             f.write(line + '\n')
         self.rows.append({'epoch': epoch, 'iteration': iters, 'seconds': round(seconds, 2), **means})
         text = io.StringIO()
-        writer = csv.DictWriter(text, ['epoch', 'iteration', 'psnr', 'ssim', 'lpips', 'niqe', 'seconds'], restval='')
+        writer = csv.DictWriter(text, ['epoch', 'iteration', *METRICS, 'seconds'], restval='')
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write(os.path.join(self.folder, 'val_metrics.csv'), lambda f: f.write(text.getvalue().encode()))
@@ -167,6 +165,22 @@ def read_image(path):
     except Exception as exc:
         raise UserError('--val_dataroot: %s cannot be read (%s: %s); fix or remove it'
                         % (path, exc.__class__.__name__, exc)) from None
+
+
+NEW_RECORD = 'move it and the best_net_*.pth files away to start a new record'
+
+
+def read_best_record(folder):
+    """The best.json of the run in folder ({'metric', 'epoch', 'iteration', 'value', ...}), or None when there is none;
+    a UserError naming it when it is not such a record."""
+    path = os.path.join(folder, 'best.json')
+    if not os.path.isfile(path):
+        return None
+    best = read_json(path, 'restore it, or ' + NEW_RECORD)
+    if not isinstance(best, dict) or not isinstance(best.get('metric'), str):
+        raise UserError('%s: not a best-checkpoint record (a JSON object with "metric"); restore it, or %s'
+                        % (path, NEW_RECORD))
+    return best
 
 
 def read_history(path):

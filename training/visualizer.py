@@ -12,10 +12,9 @@ import numpy as np
 
 from util import html as html_page
 from util.images import save_image, to_uint8
-from util.util import read_json
 from training import charts
 from training.loggers import Loggers
-from training.validation import read_history
+from training.validation import METRICS, read_best_record, read_history
 
 LOG_LINE = re.compile(r'\(epoch: (\d+), iters: (\d+)[^)]*\) (.*)')
 RESULT_NAME = re.compile(r'epoch(\d+)_iter(\d+)_(.+)\.png$')
@@ -114,9 +113,8 @@ class Visualizer:
         validations = read_history(os.path.join(folder, 'val_metrics.csv'))
         if validations:
             webpage.add_header('Validation')
-            best = os.path.join(folder, 'best.json')
-            best = read_json(best, 'delete it; the next validation writes it again') if os.path.isfile(best) else None
-            self.add_chart(webpage, charts.validation_figure(validations, best), 'validation_chart.png',
+            self.add_chart(webpage, charts.validation_figure(validations, read_best_record(folder)),
+                           'validation_chart.png',
                            'validation metrics')
             self.add_validation_samples(webpage, {(row['epoch'], row['iteration']): row for row in validations})
         groups = OrderedDict()
@@ -153,8 +151,7 @@ class Visualizer:
             epoch, iteration = map(int, re.findall(r'\d+', when))
             row = scores.get((epoch, iteration), {})
             webpage.add_header('validation at epoch %d, iteration %d%s' % (epoch, iteration, ''.join(
-                '; %s %.4g' % (name, value) for name, value in row.items()
-                if name not in ('epoch', 'iteration', 'seconds'))))
+                '; %s %.4g' % (name, row[name]) for name in METRICS if name in row)))
             webpage.add_images(links, stems, links, width=self.win_size // 2)
 
     def plot_current_losses(self, epoch, counter_ratio, losses):
