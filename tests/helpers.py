@@ -1,5 +1,6 @@
 """Helpers shared by the test modules: tiny options, generated images and data sets, running a command as a user
 would, and tiny checkpoints."""
+import contextlib
 import html.parser
 import importlib.util
 import os
@@ -41,6 +42,16 @@ def make_dataset_folders(root, n=2, size=(40, 36)):
         for i in range(n):
             write_image(os.path.join(root, folder, 'img%d.png' % i), size, seed=i + hash(folder) % 100)
     return root
+
+
+@contextlib.contextmanager
+def umask(mask):
+    """The process's umask set to mask for the block (scripts started inside inherit it)."""
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def load_script(path):

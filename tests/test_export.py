@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from conftest import ROOT, build_model, train_options
 from enhancer import load_enhancer
-from helpers import (load_script, one_line_error, refused, run_script, save_tiny_checkpoint, write_image,
-                     write_official_checkpoints)
+from helpers import (load_script, one_line_error, refused, run_script, save_tiny_checkpoint, umask,
+                     write_image, write_official_checkpoints)
 from models import deployment
 from options.train_options import TrainOptions
 from util.util import UserError
@@ -270,12 +270,9 @@ def test_exports_get_the_mode_the_umask_gives(tmp_path):
     """safetensors and tempfile make their files private (0600, 0700); an export is shared like any other output."""
     folder = save_tiny_checkpoint(tmp_path)
     main = load_script('scripts/export.py').main
-    previous = os.umask(0o022)
-    try:
+    with umask(0o022):
         main(['--checkpoints', folder, '--format', 'safetensors', '--out', str(tmp_path / 'hub')])
         main(['--checkpoints', folder, '--format', 'onnx', '--out', str(tmp_path / 'nerco.onnx')])
-    finally:
-        os.umask(previous)
     modes = {path.name: oct(path.stat().st_mode & 0o777) for path in (tmp_path / 'hub', *(tmp_path / 'hub').iterdir(),
                                                                        tmp_path / 'nerco.onnx')}
     assert modes == {'hub': '0o755', 'config.json': '0o644', 'model.safetensors': '0o644', 'README.md': '0o644',

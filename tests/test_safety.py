@@ -16,7 +16,7 @@ import train as train_script
 from conftest import ROOT, build_model, train_options
 from enhancer import load_enhancer
 from helpers import (TINY, load_script, make_dataset_folders, make_pairs, one_line_error, run_script,
-                     save_tiny_checkpoint, train_argv, write_image)
+                     save_tiny_checkpoint, train_argv, umask, write_image)
 from models import checkpoints
 from models.NeRCo_model import NeRCoModel
 from util import util
@@ -122,15 +122,12 @@ def test_test_py_writes_nothing_into_the_checkpoints_folder(tmp_path):
 
 
 def test_files_get_the_mode_the_umask_gives(tmp_path):
-    previous = os.umask(0o022)
-    try:
+    with umask(0o022):
         folder = save_tiny_checkpoint(tmp_path)
         data = make_dataset_folders(str(tmp_path / 'data'))
         result = run_script('test.py', '--dataroot', data, '--name', 'tiny', '--checkpoints_dir',
                             str(tmp_path / 'saves'), '--results_dir', str(tmp_path / 'results'), *TINY)
         assert result.returncode == 0, result.stderr[-2000:]
-    finally:
-        os.umask(previous)
     results = tmp_path / 'results' / 'tiny' / 'test_latest'
     for path in (os.path.join(folder, 'latest_net_G_A.pth'), os.path.join(folder, 'train_opt.json'),
                  results / 'index.html', results / 'images' / 'img0_fake_B.png'):

@@ -13,7 +13,7 @@ import torch
 
 from clips import CLIPS, SIZE, dark_scene
 from enhancer import load_enhancer
-from helpers import load_script, refused, run_script, save_tiny_checkpoint
+from helpers import load_script, refused, run_script, save_tiny_checkpoint, umask
 from metrics.flicker import flicker, luma_frames
 from models import temporal
 from models.inference import Enhancer, ImageEnhancer
@@ -131,12 +131,9 @@ def test_frames_keep_their_own_times_in_a_clip_with_b_frames(clips, tmp_path):
 
 
 def test_the_output_clip_gets_the_mode_the_umask_gives(clips, tmp_path):
-    previous = os.umask(0o022)
-    try:
+    with umask(0o022):
         result = run_script('scripts/enhance_video.py', clips['vfr'], '--checkpoints', clips['folder'], '--out',
                             str(tmp_path / 'out.mkv'))
-    finally:
-        os.umask(previous)
     assert result.returncode == 0, result.stderr[-2000:]
     assert oct((tmp_path / 'out.mkv').stat().st_mode & 0o777) == '0o644'
 
