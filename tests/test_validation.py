@@ -220,6 +220,8 @@ def test_the_training_charts_group_the_losses_and_give_each_metric_its_own_axis(
     stars = [(list(line.get_xdata()), list(line.get_ydata()), line.get_label()) for ax in figure.axes
              for line in ax.get_lines() if line.get_marker() == '*']
     assert stars == [([12], [13.7], 'best (epoch 2)')] and figure.axes[0].get_lines()[0].get_ydata()[1] == 13.7
+    figure = charts.validation_figure(rows, {'metric': 'psnr'})  # a hand-edited record: charted, not marked
+    assert not [line for ax in figure.axes for line in ax.get_lines() if line.get_marker() == '*']
 
 
 def test_validation_ground_truth_that_pairs_two_ways_is_refused(tmp_path):

@@ -48,7 +48,8 @@ def loss_figure(history):
 
 def validation_figure(rows, best=None):
     """Each metric of the validation rows ({'epoch', 'iteration', metric: value}) on a panel of its own; best
-    ({'metric', 'epoch', 'iteration', 'value'}, best.json) marked on its metric's panel."""
+    ({'metric', 'epoch', 'iteration', 'value'}, best.json) marked on its metric's panel (a record without them is
+    not marked)."""
     metrics = [name for name in METRICS if name in rows[0]]
     figure, axes = panels(len(metrics))
     x = [row['iteration'] for row in rows]
@@ -56,9 +57,9 @@ def validation_figure(rows, best=None):
         ax.plot(x, [row[metric] for row in rows], marker='o', markersize=3, linewidth=1)
         ax.set(title=metric.upper(), xlabel='training images seen', ylabel=UNITS.get(metric, metric))
         ax.grid(alpha=0.3)
-        if best and best['metric'] == metric:
+        if best and best['metric'] == metric and {'epoch', 'iteration', 'value'} <= set(best):
             ax.plot([best['iteration']], [best['value']], marker='*', markersize=14, color='tab:red',
-                    linestyle='none', label='best (epoch %d)' % best['epoch'])
+                    linestyle='none', label='best (epoch %s)' % best['epoch'])
             ax.legend(fontsize=7)
     return figure
 
