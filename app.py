@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from enhancer import load_enhancer  # noqa: E402
+from models.execution import AMP_MODES  # noqa: E402
 from models.inference import Enhancer, out_of_memory  # noqa: E402
 from util.images import find_images, load_rgb  # noqa: E402
 from util.util import UserError, command  # noqa: E402
@@ -29,7 +30,6 @@ from util.util import UserError, command  # noqa: E402
 TILE_BAND = 512
 TILE_CHOICES = ('auto', 'on', 'off')
 NO_PHOTO = 'Upload a photo first: drop it on "Low-light photos", or pick an example.'
-PRECISIONS = ('none', 'bf16', 'fp16')
 
 
 class Photos:
@@ -110,7 +110,7 @@ def build(photos, examples, on_gpu, model):
                                      elem_id='preview')
                 tile = gr.Radio(TILE_CHOICES, value='auto', label='Tiling (for large photos: same result, less '
                                 'memory)')
-                precision = gr.Radio(PRECISIONS, value='none', label='Mixed precision (GPU)', visible=on_gpu)
+                precision = gr.Radio(AMP_MODES, value='none', label='Mixed precision (GPU)', visible=on_gpu)
                 run = gr.Button('Enhance', variant='primary', elem_id='enhance')
                 if examples:
                     gr.Examples([[[path]] for path in examples], inputs=[uploads], label='Examples')

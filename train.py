@@ -26,16 +26,6 @@ from util import distributed, runtime
 from util.util import UserError, command
 
 
-def seen(run):
-    """The x axis of the loggers: training images seen by all processes."""
-    return run.total_iters * distributed.world_size()
-
-
-def crossed(total, step, freq):
-    """Whether the iteration counter passed a multiple of freq in its last step of `step` images."""
-    return freq > 0 and total // freq > (total - step) // freq
-
-
 def choose_seed(opt):
     """--seed, else the seed of the run being continued, else a fresh one; seeds python, numpy and torch."""
     if opt.seed is None and opt.continue_train:
@@ -97,7 +87,7 @@ def validate(model, validator, visualizer, run):
     result = None
     if validator:
         metrics = validator(model, run.epoch, run.total_iters)
-        visualizer.loggers.scalars({'val/' + name: value for name, value in metrics.items()}, seen(run))
+        visualizer.validated(metrics, run.seen())
         value = metrics.get(validator.metric, float('nan'))
         result = validator.improved(value), value, validator.metric not in LOWER_IS_BETTER
     improved, value, higher_is_better = distributed.broadcast_object(result)
@@ -107,25 +97,6 @@ def validate(model, validator, visualizer, run):
             validator.record_best(run.epoch, run.total_iters)
     if not math.isnan(value):
         model.update_learning_rate(value, higher_is_better)
-
-
-def report(model, visualizer, opt, run, batch, seconds):
-    """Show results and log losses when their frequencies come round (rank 0); returns the losses."""
-    total, epoch = run.total_iters, run.epoch
-    losses = model.get_current_losses()
-    if visualizer is None:
-        return losses
-    if crossed(total, batch, opt.display_freq):
-        visualizer.display_current_results(model.get_current_visuals(), epoch, total,
-                                           crossed(total, batch, opt.update_html_freq), seen(run))
-    if crossed(total, batch, opt.print_freq):
-        visualizer.log_losses(epoch, run.epoch_iter, losses, seconds['step'] / batch, seconds['data'])
-        visualizer.plot_current_losses(epoch, run.epoch_iter / seconds['epoch_size'], losses)
-        rates = {'lr/' + name: optimizer.param_groups[0]['lr']
-                 for name, optimizer in zip(('G', 'D'), model.optimizers)}
-        speed = {'speed/iterations_per_second': 1 / seconds['step']}
-        visualizer.loggers.scalars({**{'loss/' + k: v for k, v in losses.items()}, **rates, **speed}, seen(run))
-    return losses
 
 
 def run_epoch(model, dataset, visualizer, validator, opt, run, stop):
@@ -143,15 +114,15 @@ def run_epoch(model, dataset, visualizer, validator, opt, run, stop):
         started, batch = time.time(), data['A'].shape[0]
         model.set_input(data)
         train_step(model, opt, run, batch)
-        seconds = {'step': time.time() - started, 'data': started - loaded, 'epoch_size': len(dataset)}
-        losses = report(model, visualizer, opt, run, batch, seconds)
-        if opt.val_dataroot and crossed(run.total_iters, batch, opt.val_freq_iters):
+        if visualizer:
+            visualizer.stepped(model, run, batch, time.time() - started, started - loaded, len(dataset))
+        if opt.val_dataroot and run.crossed(opt.val_freq_iters, batch):
             validate(model, validator, visualizer, run)
-        postfix = {k: '%.3f' % losses[k] for k in ('G_A', 'cycle_A', 'D_A', 'H')}
+        postfix = {name: '%.3f' % value for name, value in model.get_current_losses(model.progress_names).items()}
         if validator and validator.last:
             postfix['val_' + validator.metric] = '%.4f' % validator.last.get(validator.metric, float('nan'))
         bar.set_postfix(postfix, refresh=False)
-        if crossed(run.total_iters, batch, opt.save_latest_freq):
+        if run.crossed(opt.save_latest_freq, batch):
             save(model, 'iter_%d' % run.total_iters if opt.save_by_iter else 'latest', run)
         if distributed.any_rank(stop.requested):
             bar.close()
@@ -176,16 +147,11 @@ def start(options, opt, model, run, images):
     """Rank 0's validator, display and loggers, made before the run's options are written, so that a refusal (of
     --continue_train, a validation set, an unwritable log folder) leaves a run's options as they were."""
     validator = Validator(opt, model.save_dir) if opt.val_dataroot else None
-    visualizer = Visualizer(opt, seen(run))
+    visualizer = Visualizer(opt, run.seen())
     warn_about_zero_learning_rate(opt, run.epoch)
     options.save(opt, model.save_dir)
     print('The number of training images = %d (per process)' % images)
-    logs = [visualizer.log_name]
-    if visualizer.use_html:
-        logs.append('page %s' % os.path.join(visualizer.web_dir, 'index.html'))
-    if 'TensorBoard' in visualizer.loggers.active:
-        logs.append('TensorBoard: tensorboard --logdir %s' % os.path.join(model.save_dir, 'tensorboard'))
-    print('logs: ' + '; '.join(logs))
+    print('logs: ' + '; '.join(visualizer.places()))
     return visualizer, validator
 
 
@@ -219,11 +185,11 @@ def train(options, opt):
             if visualizer.use_html:
                 print('training results page: %s' % visualizer.save_page())
             best = validator.best if validator else None
-            visualizer.loggers.finish(opt, best, best and best['iteration'] * distributed.world_size())
+            visualizer.finish(best, best and best['iteration'] * distributed.world_size())
         return 0
     finally:
         if visualizer:
-            visualizer.loggers.close()
+            visualizer.close()
 
 
 @command

@@ -5,43 +5,12 @@ import torch
 
 from util import distributed
 from .image_pool import ImagePool
-from .nrn import CHUNK_PIXELS
-from . import execution, networks, out_of_core
+from . import execution, networks
 from .base_model import BaseModel
 from .discriminators import GANLoss
 from .edge_filter import EdgeFilter
+from .nerco import Architecture, NeRCoInference
 from .text_discriminator import HIGH, LOW, TextDiscriminator, load_clip
-
-
-def padding_index(n, multiple, minimum, device):
-    """The indices 0 .. m - 1 of a side of length n padded at its end to m = max(ceil(n / multiple) * multiple,
-    minimum), and whether reflection fits that side (its pad shorter than itself), as a tensor. (No floor division
-    of a negative number: ONNX's integer division truncates.)"""
-    index = torch.arange(torch.sym_max((n + multiple - 1) // multiple * multiple, minimum), device=device)
-    return index, index[-1] < 2 * n - 1
-
-
-def pad_to_multiple(x, multiple=4, minimum=8):
-    """Pad the bottom and right of x so both sides are multiples of `multiple` and at least `minimum` (the
-    generators downsample twice and reflect-pad their bottleneck): reflect where the image is large enough,
-    replicate otherwise. Written as indexing, with no branch on the size, so that an exported graph pads any size
-    (models/deployment.py)."""
-    h, w = x.shape[-2:]
-    rows, rows_fit = padding_index(h, multiple, minimum, x.device)
-    cols, cols_fit = padding_index(w, multiple, minimum, x.device)
-    if isinstance(h, int) and isinstance(w, int) and (len(rows), len(cols)) == (h, w):
-        return x  # eager, nothing to pad
-    reflect = rows_fit & cols_fit
-    rows = torch.where(rows < h, rows, torch.where(reflect, 2 * (h - 1) - rows, h - 1))
-    cols = torch.where(cols < w, cols, torch.where(reflect, 2 * (w - 1) - cols, w - 1))
-    return x.index_select(-2, rows).index_select(-1, cols)
-
-
-def inference_path(netPre, netH, netG_A, x, chunk_pixels=CHUNK_PIXELS):
-    """(pre_A, H, mask, fake_B) for a padded batch x in [-1, 1]: fake_B = G_A(cat(x, Pre(x)) * mask)."""
-    pre_A = netPre(x, chunk_pixels)
-    H, mask = netH(x)
-    return pre_A, H, mask, netG_A(torch.cat((x, pre_A), 1) * mask)
 
 
 G_LOSSES = ('G_A', 'G_B', 'cycle_A', 'cycle_B', 'idt_A', 'idt_B', 'D_A_CLIP', 'D_B_CLIP', 'PreConsis', 'H', 'G_A_edge',
@@ -70,18 +39,23 @@ class NeRCoModel(BaseModel):
         BaseModel.__init__(self, opt)
         self.loss_names = ['D_A', 'G_A', 'cycle_A', 'idt_A', 'D_B', 'G_B', 'cycle_B', 'idt_B', 'D_A_edge',
                            'D_B_edge', 'D_A_CLIP', 'D_B_CLIP', 'PreConsis', 'H']
+        self.progress_names = ['G_A', 'cycle_A', 'D_A', 'H']
         if self.isTrain:
             self.model_names = ['G_A', 'G_B', 'D_A_edge', 'D_B_edge', 'D_A', 'D_B', 'Pre', 'H']
             self.visual_names = ['real_A', 'pre_A', 'fake_B', 'rec_A', 'real_B', 'fake_A', 'rec_B']
         else:
             self.model_names = ['G_A', 'Pre', 'H']
             self.visual_names = ['real_A', 'fake_B']
-        shared = dict(norm=opt.norm, init_type=opt.init_type, init_gain=opt.init_gain, device=self.device)
-        g_args = dict(shared, ngf=opt.ngf, netG=opt.netG, use_dropout=not opt.no_dropout)
-        inference = networks.define_inference(opt.input_nc, opt.output_nc, **g_args)
-        self.netG_A, self.netPre, self.netH = (execution.prepare(inference[n], opt) for n in ('G_A', 'Pre', 'H'))
+        self.inference = NeRCoInference(Architecture.from_options(opt), opt.init_type, opt.init_gain, self.device)
+        for name, net in self.inference.networks().items():
+            prepared = execution.prepare(net, opt)
+            setattr(self.inference, 'net' + name, prepared)
+            setattr(self, 'net' + name, prepared)
         if not self.isTrain:
             return
+
+        shared = dict(norm=opt.norm, init_type=opt.init_type, init_gain=opt.init_gain, device=self.device)
+        g_args = dict(shared, ngf=opt.ngf, netG=opt.netG, use_dropout=not opt.no_dropout)
 
         self.netG_B = execution.prepare(networks.define_G(opt.output_nc, opt.input_nc, **g_args), opt)
         d_args = dict(shared, ndf=opt.ndf, netD=opt.netD, n_layers_D=opt.n_layers_D)
@@ -107,6 +81,7 @@ class NeRCoModel(BaseModel):
         self.optimizer_D = torch.optim.Adam(
             itertools.chain(*(net.parameters() for net in self.discriminators)), lr=opt.lr, betas=(opt.beta1, 0.999))
         self.optimizers = [self.optimizer_G, self.optimizer_D]
+        self.optimizer_names = ['G', 'D']
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=opt.amp == 'fp16')
 
     def set_input(self, input):
@@ -116,20 +91,12 @@ class NeRCoModel(BaseModel):
             self.real_B = input['B' if AtoB else 'A'].to(self.device)
 
     def enhance(self, real_A, tile=0):
-        """The inference path: (pre_A, H, mask, fake_B) for low-light images in [-1, 1] of any size; an image
-        whose sides are not multiples of 4 is padded for the networks and its outputs cropped back. tile > 0
-        computes out of core in bands of about tile x tile pixels (models/out_of_core.py); models/inference.py
-        is the way in for everything but training."""
-        h, w = real_A.shape[-2:]
-        x = pad_to_multiple(real_A)
-        if tile:
-            outputs = out_of_core.enhance(self.netPre, self.netH, self.netG_A, x, tile)
-        else:
-            outputs = inference_path(self.netPre, self.netH, self.netG_A, x)
-        return tuple(t[..., :h, :w] for t in outputs)
+        """The inference path (models/nerco.py) on low-light images in [-1, 1]: Enhanced(pre_A, H, mask, fake_B)."""
+        return self.inference.enhance(real_A, tile)
 
     def forward(self):
-        self.pre_A, self.H, self.mask, self.fake_B = self.enhance(self.real_A)
+        enhanced = self.enhance(self.real_A)
+        self.pre_A, self.H, self.mask, self.fake_B = enhanced.pre_A, enhanced.H, enhanced.mask, enhanced.fake_B
         if not self.isTrain:
             return
         self.rec_A = self.netG_B(self.fake_B)

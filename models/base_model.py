@@ -13,8 +13,8 @@ from . import checkpoints, execution, networks
 
 
 class BaseModel(ABC):
-    """Subclasses set loss_names, model_names, visual_names and optimizers, and implement set_input, forward and
-    optimize_parameters."""
+    """Subclasses set loss_names (progress_names: the few the progress bar shows), model_names, visual_names,
+    optimizers (optimizer_names: theirs, for the logs), and implement set_input, forward and optimize_parameters."""
 
     def __init__(self, opt):
         self.opt = opt
@@ -26,9 +26,11 @@ class BaseModel(ABC):
         if self.device.type == 'cuda' and opt.preprocess != 'scale_width':
             torch.backends.cudnn.benchmark = True
         self.loss_names = []
+        self.progress_names = []
         self.model_names = []
         self.visual_names = []
         self.optimizers = []
+        self.optimizer_names = []
         self.schedulers = []
 
     @staticmethod
@@ -88,9 +90,14 @@ class BaseModel(ABC):
     def get_current_visuals(self):
         return OrderedDict((name, getattr(self, name)) for name in self.visual_names)
 
-    def get_current_losses(self):
+    def get_current_losses(self, names=None):
+        """{name: value} of the losses named (default: loss_names) at the last step."""
         return OrderedDict((name, float(torch.as_tensor(getattr(self, 'loss_' + name)).detach()))
-                           for name in self.loss_names)
+                           for name in (self.loss_names if names is None else names))
+
+    def learning_rates(self):
+        """{optimizer name: its current learning rate}, for the logs."""
+        return {name: optimizer.param_groups[0]['lr'] for name, optimizer in zip(self.optimizer_names, self.optimizers)}
 
     def save_networks(self, label, extra=None):
         """Write {label}_net_{name}.pth for every network, and extra {path: object}, as one checkpoint set
@@ -102,11 +109,8 @@ class BaseModel(ABC):
         checkpoints.save_set(self.save_dir, label, {**objects, **(extra or {})})
 
     def load_networks(self, label):
-        available = checkpoints.available_labels(self.save_dir, self.model_names)
-        paths = {name: checkpoints.network_path(self.save_dir, label, name) for name in self.model_names}
-        checkpoints.check_set(self.save_dir, label, paths.values())
-        for name, path in paths.items():
-            checkpoints.load_network(execution.unwrap(getattr(self, 'net' + name)), path, name, available)
+        checkpoints.load_networks(self.save_dir, label, {name: execution.unwrap(getattr(self, 'net' + name))
+                                                         for name in self.model_names})
 
     def print_networks(self, verbose):
         for name in self.model_names:

@@ -127,13 +127,23 @@ def read(path, what):
         raise UserError('%s: cannot be read (%s); %s' % (path, exc.__class__.__name__, what)) from None
 
 
-def load_network(net, path, name, available=()):
+def load_networks(folder, label, nets, where='--name, --checkpoints_dir, --epoch'):
+    """Load checkpoint set label of folder into nets ({name: network}), after checking that its files were saved
+    together; a missing file is one UserError naming where (the flags that choose the set) and the labels there."""
+    available = available_labels(folder, nets)
+    paths = {name: network_path(folder, label, name) for name in nets}
+    check_set(folder, label, paths.values())
+    for name, path in paths.items():
+        load_network(nets[name], path, name, available, where)
+
+
+def load_network(net, path, name, available=(), where='--name, --checkpoints_dir, --epoch'):
     """Load an official-format state dict into net, accepting a 'module.' prefix and the InstanceNorm buffers of
     old checkpoints; any mismatch is one UserError naming the file, the key and the option that likely differs."""
     hint = OPTION_HINTS.get(name, '--netD, --n_layers_D, --ndf or --norm')
     if not os.path.isfile(path):
         have = ('; checkpoints here: %s' % ', '.join(available)) if available else ''
-        raise UserError('%s: checkpoint not found (check --name, --checkpoints_dir, --epoch%s)' % (path, have))
+        raise UserError('%s: checkpoint not found (check %s%s)' % (path, where, have))
     state = read(path, 'the file is truncated or not a PyTorch checkpoint')
     if not isinstance(state, dict):
         raise UserError('%s: holds a %s, not a state dict' % (path, type(state).__name__))

@@ -8,15 +8,14 @@ import os
 
 import numpy as np
 import torch
-import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin
 
 from util.util import UserError
-from . import checkpoints, networks
-from .NeRCo_model import inference_path, pad_to_multiple
+from . import checkpoints, execution
+from .in_memory import ONE_PASS
+from .nerco import NETWORKS, Architecture, NeRCoInference
 
 FORMAT_VERSION = 1
-NETWORKS = ('G_A', 'Pre', 'H')
 ONNX_INPUT, ONNX_OUTPUT = 'image', 'enhanced'
 CHECK_SIZE = (2, 3, 37, 50)  # the export's own check: a batch of two, sides that need padding
 
@@ -62,30 +61,24 @@ enhanced = enhance(PIL.Image.open('dark.png'))         # a PIL image, uint8 arra
 """
 
 
-class NeRCo(nn.Module, PyTorchModelHubMixin):
-    """Pre, H and G_A built from the architecture flags of a run; forward maps RGB images (N, 3, H, W) in [0, 1] to
-    their enhanced versions in [0, 1], padding and cropping inside, with the NRN decoded in one pass (the graph that
-    scripts/export.py writes to ONNX). save_pretrained / from_pretrained / push_to_hub write and read the Hub
-    layout; the weights are checked key by key as checkpoints are."""
+class NeRCo(NeRCoInference, PyTorchModelHubMixin):
+    """The inference module (models/nerco.py) of an architecture given by its flags, as exported: forward maps RGB
+    images (N, 3, H, W) in [0, 1] to their enhanced versions in [0, 1], padding and cropping inside, with the NRN
+    decoded in one pass (the graph that scripts/export.py writes to ONNX). save_pretrained / from_pretrained /
+    push_to_hub write and read the Hub layout; the weights are checked key by key as checkpoints are."""
 
     def __init__(self, ngf=64, netG='resnet_9blocks', norm='instance', no_dropout=True, input_nc=3, output_nc=3,
                  format_version=FORMAT_VERSION):
-        super().__init__()
-        check_config(ngf=ngf, netG=netG, norm=norm, no_dropout=no_dropout, input_nc=input_nc, output_nc=output_nc,
-                     format_version=format_version)
-        inference = networks.define_inference(input_nc, output_nc, ngf, netG, norm, use_dropout=not no_dropout)
-        self.netG_A, self.netPre, self.netH = (inference[name] for name in ('G_A', 'Pre', 'H'))
-        self.architecture = dict(ngf=ngf, netG=netG, norm=norm, no_dropout=no_dropout, input_nc=input_nc,
-                                 output_nc=output_nc)
+        if not (type(format_version) is int and format_version == FORMAT_VERSION):
+            raise UserError('config.json: format_version %s is not one this code reads (%d); export the model again '
+                            'with scripts/export.py, or update NeRCo' % (json.dumps(format_version), FORMAT_VERSION))
+        super().__init__(Architecture.from_config(dict(ngf=ngf, netG=netG, norm=norm, no_dropout=no_dropout,
+                                                       input_nc=input_nc, output_nc=output_nc)))
         self.eval()
 
     def forward(self, image):
-        h, w = image.shape[-2:]
-        fake_B = inference_path(self.netPre, self.netH, self.netG_A, pad_to_multiple(image * 2 - 1), None)[3]
-        return (fake_B[..., :h, :w].clamp(-1, 1) + 1) / 2
-
-    def networks(self):
-        return {name: getattr(self, 'net' + name) for name in NETWORKS}
+        fake_B = self.enhance(image * 2 - 1, ops=ONE_PASS).fake_B
+        return (fake_B.clamp(-1, 1) + 1) / 2
 
     def _save_pretrained(self, save_directory):
         from safetensors.torch import save_file
@@ -113,32 +106,11 @@ class NeRCo(nn.Module, PyTorchModelHubMixin):
 
 
 def from_model(model):
-    """A NeRCo module holding the weights of a test model's netPre, netH and netG_A (as load_enhancer builds it)."""
-    opt = model.opt
-    graph = NeRCo(ngf=opt.ngf, netG=opt.netG, norm=opt.norm, no_dropout=opt.no_dropout, input_nc=opt.input_nc,
-                  output_nc=opt.output_nc)
+    """A NeRCo module holding the weights of a model's inference module (as load_enhancer builds it)."""
+    graph = NeRCo(**model.inference.architecture.config())
     for name, net in graph.networks().items():
-        net.load_state_dict(checkpoints.without_module_prefix(getattr(model, 'net' + name).state_dict()))
+        net.load_state_dict(checkpoints.network_state(execution.unwrap(model.inference.networks()[name])))
     return graph
-
-
-def check_config(**values):
-    """A UserError ('config.json: ...') naming the first value of a Hub config that cannot describe a NeRCo, with
-    the value as the file holds it."""
-    def whole(value, least):
-        return type(value) is int and value >= least
-    rules = (('format_version', lambda v: type(v) is int and v == FORMAT_VERSION,
-              'is not one this code reads (%d); export the model again with scripts/export.py, or update NeRCo'
-              % FORMAT_VERSION),
-             ('ngf', lambda v: whole(v, 1), 'must be a whole number of filters, 1 or more'),
-             ('netG', lambda v: v in networks.GENERATORS, 'must be one of %s' % ', '.join(networks.GENERATORS)),
-             ('norm', lambda v: v in networks.NORMS, 'must be one of %s' % ', '.join(networks.NORMS)),
-             ('no_dropout', lambda v: type(v) is bool, 'must be true or false'),
-             ('input_nc', lambda v: v == 3 and type(v) is int, 'must be 3 (RGB)'),
-             ('output_nc', lambda v: v == 3 and type(v) is int, 'must be 3 (RGB)'))
-    for name, fits, what in rules:
-        if not fits(values[name]):
-            raise UserError('config.json: %s %s %s' % (name, json.dumps(values[name]), what))
 
 
 def save_hub_folder(graph, folder, provenance=()):

@@ -1,6 +1,7 @@
 """How the networks run, apart from what they compute: spread over GPUs, memory layout, recomputation in the
 backward pass (--activation_checkpointing), mixed precision (--amp) and compilation (--compile)."""
 import contextlib
+import dataclasses
 import inspect
 
 import torch
@@ -9,34 +10,54 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from util import distributed
 from util.util import UserError
-from .generators import ResnetBlock
-from .nrn import ImplicitDecoder
 
+AMP_MODES = ('none', 'bf16', 'fp16')
 COMPILE_MODES = ('default', 'max-autotune-no-cudagraphs', 'reduce-overhead', 'max-autotune')
 CUDA_GRAPH_MODES = ('reduce-overhead', 'max-autotune')
 
 
+@dataclasses.dataclass
+class Settings:
+    """How inference networks run outside a command line (load_enhancer): the execution flags of test.py, under
+    their names, so that prepare and autocast read these as they read a command's options."""
+    amp: str = 'none'
+    channels_last: bool = False
+    compile: bool = False
+    compile_mode: str = 'default'
+    tile: int = 0
+    eval: bool = False
+    isTrain = False
+    activation_checkpointing = False
+    gpu_ids = ()
+
+    def __post_init__(self):
+        if self.amp not in AMP_MODES or self.compile_mode not in COMPILE_MODES:
+            raise UserError('amp %r / compile_mode %r: amp is one of %s, compile_mode one of %s'
+                            % (self.amp, self.compile_mode, ', '.join(AMP_MODES), ', '.join(COMPILE_MODES)))
+        if not (type(self.tile) is int and self.tile >= 0):
+            raise UserError('tile %r: give the band size in pixels (e.g. 512), or 0 to compute in memory' % self.tile)
+        if self.tile and self.compile:
+            raise UserError('tile computes layer by layer outside the compiled networks: leave out compile')
+
+
 def prepare(net, opt):
     """net as the options ask it to run: NHWC weights with --channels_last (convolutions then pass the layout on to
-    their outputs); ResNet blocks that recompute their activations in the backward pass with
-    --activation_checkpointing (training only); compiled in place with --compile (its state_dict keys stay those of
-    the eager network); under torchrun SyncBatchNorm for --norm batch and, for training, DistributedDataParallel;
-    DataParallel over --gpu_ids 0,1,... in one process (the options refuse it with --compile)."""
+    their outputs); the blocks that declare `recompute` (ResNet blocks) recompute their activations in the backward
+    pass with --activation_checkpointing (training only); compiled in place with --compile (its state_dict keys stay
+    those of the eager network); under torchrun SyncBatchNorm for --norm batch and, for training,
+    DistributedDataParallel; DataParallel over --gpu_ids 0,1,... in one process (the options refuse it with
+    --compile)."""
     if opt.channels_last:
         net = net.to(memory_format=torch.channels_last)
     for block in net.modules():
-        if isinstance(block, ResnetBlock):
+        if hasattr(block, 'recompute'):
             block.recompute = opt.isTrain and opt.activation_checkpointing
     if opt.compile:
-        for decoder in net.modules():
-            if isinstance(decoder, ImplicitDecoder):
-                # Its loop over bands of rows would make the image size a guard: it runs eagerly, each band compiled.
-                decoder.forward = torch.compiler.disable(decoder.forward, recursive=False)
         # Inference shapes are symbolic from the first call, so that every image size shares one compilation;
         # training starts specialised to its crop size and turns dynamic only if another size comes.
         net.compile(mode=opt.compile_mode, dynamic=None if opt.isTrain else True)
     if distributed.world_size() > 1:
-        net = nn.SyncBatchNorm.convert_sync_batchnorm(net) if opt.norm == 'batch' else net
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)  # a copy only where the network has batch norms
         return data_parallel(net, opt.gpu_ids) if opt.isTrain else net
     return nn.DataParallel(net, opt.gpu_ids) if len(opt.gpu_ids) > 1 else net
 

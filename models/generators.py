@@ -3,7 +3,8 @@ import functools
 
 import torch
 import torch.nn as nn
-from torch.utils.checkpoint import checkpoint
+
+from .in_memory import IN_MEMORY
 
 
 def uses_bias(norm_layer):
@@ -13,8 +14,9 @@ def uses_bias(norm_layer):
 
 
 class ResnetBlock(nn.Module):
-    """Two reflect-padded 3x3 convolutions with a skip connection. With `recompute` set (--activation_checkpointing),
-    training keeps only the block's input and recomputes the rest during the backward pass."""
+    """Two reflect-padded 3x3 convolutions with a skip connection. It declares `recompute`: when set
+    (--activation_checkpointing), training keeps only the block's input and recomputes the rest in the backward
+    pass."""
 
     def __init__(self, dim, norm_layer, use_dropout, use_bias):
         super().__init__()
@@ -23,15 +25,11 @@ class ResnetBlock(nn.Module):
             layers.append(nn.Dropout(0.5))
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(dim)]
         self.conv_block = nn.Sequential(*layers)
+        self.dim = dim
         self.recompute = False
 
-    def forward(self, x):
-        if self.recompute and torch.is_grad_enabled():
-            return x + checkpoint(self.conv_block, x, use_reentrant=False)
-        return x + self.conv_block(x)
-
-    def out_of_core(self, engine, x):
-        return engine.add(x, engine.sequential(self.conv_block, x))
+    def forward(self, x, ops=IN_MEMORY):
+        return ops.combine(torch.add, self.dim, x, ops.sequential(self.conv_block, x, self.recompute))
 
 
 def stem(input_nc, ngf, norm_layer):
@@ -65,11 +63,8 @@ class ResnetGenerator(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
-    def forward(self, x):
-        return self.model(x)
-
-    def out_of_core(self, engine, x):
-        return engine.sequential(self.model, x)
+    def forward(self, x, ops=IN_MEMORY):
+        return ops.sequential(self.model, x)
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -116,5 +111,5 @@ class UnetGenerator(nn.Module):
         self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True,
                                              norm_layer=norm_layer)
 
-    def forward(self, x):
-        return self.model(x)
+    def forward(self, x, ops=IN_MEMORY):
+        return ops.sequential((self.model,), x)

@@ -1,7 +1,7 @@
-"""The one way into inference: an Enhancer runs a model's Pre, H and G_A on images, owning everything around the
-network math: conversion from and to images, inference mode, --amp, --compile's step marks, --tile and the
-out-of-GPU-memory skip. test.py, validation, load_enhancer and scripts/ all enhance through it. An OnnxEnhancer
-offers the same calls on an exported ONNX file (onnxruntime)."""
+"""The one way into inference: an Enhancer runs a model's inference module (models/nerco.py) on images, owning
+everything around the network math: conversion from and to images, inference mode, --amp, --compile's step marks,
+--tile and the out-of-GPU-memory skip. test.py, validation, load_enhancer and scripts/ all enhance through it. An
+OnnxEnhancer offers the same calls on an exported ONNX file (onnxruntime)."""
 import contextlib
 import sys
 
@@ -12,7 +12,6 @@ from tqdm import tqdm
 
 from util.images import as_rgb, from_uint8, to_uint8
 from . import execution
-from .deployment import onnx_session
 
 HINT = 'try --tile 512, a smaller image or (for the GPU) the CPU'
 
@@ -74,16 +73,32 @@ class ImageEnhancer:
             return None
 
 
+class InferenceModel:
+    """What an Enhancer needs of a model, for inference alone (load_enhancer): the inference module, prepared as
+    settings (models.execution.Settings) ask, on device; a NeRCoModel offers the same attributes."""
+
+    def __init__(self, inference, device, settings):
+        self.device, self.opt = device, settings
+        if settings.compile:
+            execution.check_compile(settings, device)
+        if device.type == 'cuda':
+            torch.backends.cudnn.benchmark = True
+        for name, net in inference.to(device).networks().items():
+            setattr(inference, 'net' + name, execution.prepare(net, settings))
+        self.inference = inference.train(not settings.eval)
+
+    def autocast(self):
+        return execution.autocast(self.opt, self.device)
+
+
 class Enhancer(ImageEnhancer):
-    """Enhances with model's inference networks (a NeRCoModel, for testing or in training). tile > 0 computes out
-    of core (--tile); hint is what the out-of-GPU-memory line suggests, in the flags of the command at hand."""
+    """Enhances with model's inference module (a NeRCoModel, for testing or in training, or an InferenceModel).
+    tile > 0 computes out of core (--tile); hint is what the out-of-GPU-memory line suggests, in the flags of the
+    command at hand."""
 
     def __init__(self, model, tile=0, hint=HINT):
         self.model, self.tile, self.hint = model, tile, hint
         self.device = model.device
-
-    def networks(self):
-        return [self.model.netPre, self.model.netH, self.model.netG_A]
 
     def tensor(self, real_A):
         """fake_B for a batch real_A in [-1, 1], on the model's device, under inference mode and --amp."""
@@ -93,17 +108,18 @@ class Enhancer(ImageEnhancer):
             if opt.compile and not x.is_inference():
                 x = x.clone()  # an inference tensor, as a padded input is, so that both share one compiled graph
             execution.mark_step(opt)
-            return self.model.enhance(x, self.tile)[3]
+            return self.model.inference.enhance(x, self.tile).fake_B
 
     @contextlib.contextmanager
     def evaluating(self):
         """A context in which the inference networks are in eval mode; they return to training mode after it."""
-        for net in self.networks():
+        networks = self.model.inference.networks().values()
+        for net in networks:
             net.eval()
         try:
             yield self
         finally:
-            for net in self.networks():
+            for net in networks:
                 net.train()
 
 
@@ -111,6 +127,7 @@ class OnnxEnhancer(ImageEnhancer):
     """A NeRCo ONNX file (scripts/export.py) run by onnxruntime, on the CPU or (with onnxruntime-gpu) CUDA."""
 
     def __init__(self, path, device='cpu'):
+        from .deployment import onnx_session  # huggingface_hub and onnx, only for exported models
         self.session = onnx_session(path, device)
 
     def tensor(self, real_A):

@@ -4,6 +4,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .generators import ResnetBlock, stem, uses_bias
+from .in_memory import IN_MEMORY
 
 
 class MaskExtractor(nn.Module):
@@ -25,26 +26,13 @@ class MaskExtractor(nn.Module):
         self.conv_ca = nn.Conv2d(ngf * 2, ngf, 1, bias=False)
         self.conv1 = nn.Conv2d(2, 1, 7, bias=False)
 
-    def forward(self, x):
-        feat = self.model(x)
-        pooled = torch.cat([feat.mean((2, 3), keepdim=True), feat.amax((2, 3), keepdim=True)], dim=1)
-        attended = self.conv_ca(self.fc2(F.relu(self.fc1(pooled)))) * feat
-        spatial = torch.cat([attended.mean(1, keepdim=True), attended.amax(1, keepdim=True)], dim=1)
-        mask = torch.sigmoid(self.conv1(spatial))
-        return torch.tanh(self.output(feat)), mask
+    def forward(self, x, ops=IN_MEMORY):
+        feat = ops.sequential(self.model, x)
+        weights = self.conv_ca(self.fc2(F.relu(self.fc1(ops.pooled(feat)))))
+        spatial = ops.combine(lambda f: self.spatial_statistics(weights * f), 2, feat)
+        return ops.sequential((self.output, torch.tanh), feat), ops.sequential((self.conv1, torch.sigmoid), spatial)
 
-    def out_of_core(self, engine, x):
-        """forward for --tile (models/out_of_core.py): the pooled statistics come from the whole feature map."""
-        feat = engine.sequential(self.model, x)
-        pooled = torch.cat([feat.mean, feat.max]).to(engine.device, engine.dtype)[None, :, None, None]
-        weights = self.conv_ca(self.fc2(F.relu(self.fc1(pooled))))[0].to('cpu', engine.dtype)
-
-        def spatial(top, bottom):
-            attended = feat.read(top, bottom) * weights
-            return torch.cat([attended.mean(0, keepdim=True), attended.amax(0, keepdim=True)])
-
-        mask = engine.conv(engine.map(2, *feat.shape[1:], spatial), self.conv1, 0, 'zeros')
-        mask.ops.append(torch.sigmoid_)
-        residual = engine.conv(feat, self.output, 0, 'zeros')
-        residual.ops.append(torch.tanh_)
-        return residual, mask
+    @staticmethod
+    def spatial_statistics(attended):
+        """Each pixel's mean and maximum over the channels: (N, 2, H, W)."""
+        return torch.cat([attended.mean(1, keepdim=True), attended.amax(1, keepdim=True)], dim=1)

@@ -3,7 +3,7 @@
 The implicit function follows LIIF (3x3 feature unfolding, positional-encoded coordinates, cell decoding, local
 ensemble). As the official code queries it, every pixel reads its own feature vector, the relative coordinates are
 exactly zero and the cell is the constant 2, so the whole query is one MLP over 3x3 neighbourhoods: an exact
-rewrite as a 3x3 convolution followed by 1x1 convolutions. `forward` runs that rewrite; `query_literal` keeps the
+rewrite as a 3x3 convolution followed by 1x1 convolutions. `render` runs that rewrite; `query_literal` keeps the
 literal query as the reference it is tested against.
 """
 import math
@@ -13,10 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .generators import resnet_trunk
+from .in_memory import CHUNK_PIXELS, IN_MEMORY, InMemory
 
 HIDDEN = (256, 256, 256)
 FREQUENCIES = 8
-CHUNK_PIXELS = 1 << 16
 
 
 def make_coord(h, w, device):
@@ -64,24 +64,20 @@ class ImplicitDecoder(nn.Module):
         self.imnet = MLP(feat_dim * 9 + coord_dim + 2, out_dim)
 
     def forward(self, feat, chunk_pixels=CHUNK_PIXELS):
-        """The query as convolutions: the coordinate inputs are zero, the cell input folds into the first bias.
-        Large images are decoded in bands of rows (about chunk_pixels each) to bound the memory of the 256-channel
-        hidden layers; the result is the same. chunk_pixels=None decodes in one pass (an exported graph)."""
-        h, w = feat.shape[-2:]
-        padded = F.pad(feat, (1, 1, 1, 1))
-        bias = self.first_bias(h, w, feat.device)
-        rows = h if chunk_pixels is None else max(1, chunk_pixels // w)
-        if rows >= h:
-            return self.decode(padded, bias)
-        bands = []
-        for top in range(0, h, rows):  # contiguous, so that all bands share decode's compilation
-            bands.append(self.decode(padded[:, :, top:top + rows + 2].contiguous(), bias))
-        return torch.cat(bands, dim=2)
+        """render in memory, in bands of rows of about chunk_pixels pixels (None: one pass)."""
+        return self.render(InMemory(chunk_pixels), feat)
 
-    def first_bias(self, h, w, device):
+    def render(self, ops, feat):
+        """The query as convolutions: the coordinate inputs are zero, the cell input folds into the first bias.
+        ops decodes bands of rows at a time to bound the memory of the 256-channel hidden layers; the result is
+        the same."""
+        return ops.bands(feat, self.imnet.layers[-1].out_features, self.decode, self.first_bias)
+
+    def first_bias(self, h, w):
         """The first layer's bias with the constant cell input of an h x w image folded in."""
         first = self.imnet.layers[0]
-        return torch.addmv(first.bias, first.weight[:, -2:], cell_size(h, w, device).to(first.weight.dtype))
+        cell = cell_size(h, w, first.weight.device).to(first.weight.dtype)
+        return torch.addmv(first.bias, first.weight[:, -2:], cell)
 
     def decode(self, padded, first_bias):
         """RGB for the rows of `padded` (features zero-padded by one pixel)."""
@@ -93,17 +89,6 @@ class ImplicitDecoder(nn.Module):
             else:
                 x = F.conv2d(x, layer.weight[:, :, None, None], layer.bias)
         return x
-
-    def out_of_core(self, engine, feat):
-        """forward for --tile (models/out_of_core.py), band by band from the features' file."""
-        _, height, width = feat.shape
-        bias = self.first_bias(height, width, engine.device)
-
-        def compute(top, bottom):
-            band = F.pad(feat.rows(top - 1, bottom + 1, 'zeros')[None].to(engine.device), (1, 1, 0, 0))
-            return self.decode(band, bias)[0]
-
-        return engine.map(3, height, width, compute)
 
     def query_literal(self, feat):
         """The official query, step by step: unfold, coordinates, four ensemble queries, area-weighted sum."""
@@ -136,9 +121,6 @@ class NRN(nn.Module):
         self.model = nn.Sequential(*resnet_trunk(input_nc, ngf, norm_layer, use_dropout, n_blocks))
         self.literal = False
 
-    def forward(self, x, chunk_pixels=CHUNK_PIXELS):
-        feat = self.model(x)
-        return self.mlp.query_literal(feat) if self.literal else self.mlp(feat, chunk_pixels)
-
-    def out_of_core(self, engine, x):
-        return self.mlp.out_of_core(engine, engine.sequential(self.model, x))
+    def forward(self, x, ops=IN_MEMORY):
+        feat = ops.sequential(self.model, x)
+        return self.mlp.query_literal(feat) if self.literal else self.mlp.render(ops, feat)

@@ -1,11 +1,12 @@
 """Exact inference for photos too large to enhance in memory (test.py --tile N).
 
-Pre, H and G_A run layer by layer, as each network describes itself in its out_of_core(engine, x) method; each
-layer is computed in bands of rows (about N x N pixels each) from the previous layer's output, which waits in a
-temporary file. Instance norms use statistics gathered over the whole
-image while their input was written, so the result equals the in-memory one (no seams, no blending) while memory
-holds only a few bands. Temporary files go to the system's temporary folder (TMPDIR).
+Pre, H and G_A run layer by layer, through the same description of themselves that runs them in memory (their
+forward(x, ops), with this Engine as ops; models/in_memory.py); each layer is computed in bands of rows (about
+N x N pixels each) from the previous layer's output, which waits in a temporary file. Instance norms use statistics
+gathered over the whole image while their input was written, so the result equals the in-memory one (no seams, no
+blending) while memory holds only a few bands. Temporary files go to the system's temporary folder (TMPDIR).
 """
+import inspect
 import tempfile
 
 import torch
@@ -141,12 +142,27 @@ class Engine:
         return self.map(channels, height + 2 * pad, width + 2 * pad, lambda top, bottom: F.pad(
             x.rows(top - pad, bottom - pad, 'reflect')[None], (pad, pad, 0, 0), mode='reflect')[0], stats=True)
 
-    def add(self, a, b):
-        return self.map(*a.shape, lambda top, bottom: a.read(top, bottom) + b.read(top, bottom))
+    def combine(self, function, channels, *inputs):
+        """function of inputs (Activations of one height and width), band by band, giving `channels` channels."""
+        _, height, width = inputs[0].shape
+        return self.map(channels, height, width, lambda top, bottom: function(
+            *(a.read(top, bottom)[None].to(self.device) for a in inputs))[0])
 
-    def sequential(self, layers, x):
-        """Run a sequence of layers: convolutions, norms and pointwise layers here, any other layer through its own
-        out_of_core(engine, x) (ResNet blocks, the networks themselves)."""
+    def pooled(self, x):
+        """Each channel's mean and maximum over the image (whose statistics x gathered): (1, 2C, 1, 1)."""
+        return torch.cat([x.mean, x.max]).to(self.device, self.dtype)[None, :, None, None]
+
+    def bands(self, x, channels, compute, setup):
+        """compute(band, setup(height, width)) on bands of rows of x zero-padded by one pixel all round, each with
+        its row above and below."""
+        _, height, width = x.shape
+        common = setup(height, width)
+        return self.map(channels, height, width, lambda top, bottom: compute(
+            F.pad(x.rows(top - 1, bottom + 1, 'zeros')[None].to(self.device), (1, 1, 0, 0)), common)[0])
+
+    def sequential(self, layers, x, recompute=False):
+        """Run a sequence of layers: convolutions, norms and pointwise layers here, networks that describe
+        themselves (ResNet blocks) through their forward(x, ops)."""
         pad = 0
         for layer in layers:
             if isinstance(layer, nn.ReflectionPad2d):
@@ -163,24 +179,32 @@ class Engine:
                 x.normalise(layer)
             elif isinstance(layer, nn.ReLU):
                 x.ops.append(torch.relu_)
-            elif isinstance(layer, nn.Tanh):
+            elif isinstance(layer, nn.Tanh) or layer is torch.tanh:
                 x.ops.append(torch.tanh_)
-            elif hasattr(layer, 'out_of_core'):
+            elif layer is torch.sigmoid:
+                x.ops.append(torch.sigmoid_)
+            elif described(layer):
                 x = self.network(layer, x)
             elif not isinstance(layer, (nn.Dropout, nn.Identity)):
                 raise UserError('%s, not %s layers' % (RESNET_ONLY, type(layer).__name__))
         return self.pad(x, pad) if pad else x
 
     def network(self, net, x):
-        """net's output for x, as net describes its out-of-core execution (its out_of_core(engine, x))."""
-        if not hasattr(unwrap(net), 'out_of_core'):
-            raise UserError('%s, not %s' % (RESNET_ONLY, type(unwrap(net)).__name__))
-        return unwrap(net).out_of_core(self, x)
+        """net's output for x, through its description of itself (its forward(x, ops))."""
+        net = unwrap(net)
+        if not described(net):
+            raise UserError('%s, not %s' % (RESNET_ONLY, type(net).__name__))
+        return net.forward(x, self)
 
 
-def enhance(pre_net, h_net, g_net, x, band_size):
-    """(pre_A, H, mask, fake_B) for x of shape (B, 3, H, W) whose sides are multiples of 4, computed out of core
-    in bands of about band_size x band_size pixels."""
+def described(layer):
+    """Whether layer describes its computation for any runner (its forward takes ops)."""
+    return isinstance(layer, nn.Module) and 'ops' in inspect.signature(layer.forward).parameters
+
+
+def run(path, x, band_size):
+    """path(ops, x) (a function of a runner and the input giving a tuple of outputs) for each image of x (B, 3, H, W)
+    computed out of core in bands of about band_size x band_size pixels; the outputs stacked again."""
     outputs = []
     try:
         with tempfile.TemporaryDirectory(prefix='nerco_tile_') as folder:
@@ -189,13 +213,8 @@ def enhance(pre_net, h_net, g_net, x, band_size):
             for image in x:
                 source = engine.new(*image.shape)
                 source.write(0, image)
-                pre_A = engine.network(pre_net, source)
-                residual, mask = engine.network(h_net, source)
-                joined = engine.map(6, *image.shape[1:], lambda top, bottom: torch.cat(
-                    [source.read(top, bottom), pre_A.read(top, bottom)]) * mask.read(top, bottom))
-                fake_B = engine.network(g_net, joined)
-                outputs.append([a.read(0, a.shape[1]).to(x.device) for a in (pre_A, residual, mask, fake_B)])
+                outputs.append([a.read(0, a.shape[1]).to(x.device) for a in path(engine, source)])
     except OSError as exc:
         raise UserError('--tile: temporary files in %s: %s; set TMPDIR to a folder on a disk with more room'
                         % (tempfile.gettempdir(), exc.strerror or exc)) from None
-    return tuple(torch.stack(parts) for parts in zip(*outputs))
+    return [torch.stack(parts) for parts in zip(*outputs)]

@@ -4,7 +4,7 @@ import os
 
 import data
 import models
-from models.execution import COMPILE_MODES
+from models.execution import AMP_MODES, COMPILE_MODES
 from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS
 from util import distributed
 from util.util import UserError, atomic_write, strict_json
@@ -124,7 +124,7 @@ class BaseOptions:
         parser.add_argument('--init_gain', type=float, default=0.02,
                             help='scaling factor for normal, xavier and orthogonal init')
         parser.add_argument('--no_dropout', action='store_true', help='no dropout for the generator (NeRCo default)')
-        parser.add_argument('--amp', type=str, default='none', choices=('none', 'bf16', 'fp16'),
+        parser.add_argument('--amp', type=str, default='none', choices=AMP_MODES,
                             help='mixed precision (autocast) for every network, CLIP included: bf16, or fp16 with a '
                                  'gradient scaler when training; none computes in float32 as the official code')
         parser.add_argument('--channels_last', action='store_true',

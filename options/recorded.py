@@ -1,10 +1,12 @@
 """The architecture a run recorded (train_opt.json, ours, or train_opt.txt, the official code's), as flags, so that
 a checkpoint is rebuilt with the networks it was trained with."""
+import dataclasses
 import os
 
+from models.nerco import Architecture
 from util.util import UserError, read_json
 
-ARCHITECTURE_FLAGS = ('ngf', 'netG', 'norm', 'no_dropout', 'input_nc', 'output_nc')
+ARCHITECTURE_FLAGS = tuple(field.name for field in dataclasses.fields(Architecture))
 
 
 def read_text_options(path):
@@ -29,16 +31,25 @@ def architecture_argv(values):
     return argv
 
 
+def record_path(folder):
+    """The record of the run in folder: train_opt.json (ours), else train_opt.txt (the official code's); None when
+    neither is there."""
+    for path in (os.path.join(folder, 'train_opt' + ext) for ext in ('.json', '.txt')):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def recorded_options(folder):
-    """{flag: value} of the run in folder: from train_opt.json (ours), else train_opt.txt (the official code's, values
-    as text); empty when neither is there."""
-    json_path, text_path = (os.path.join(folder, 'train_opt' + ext) for ext in ('.json', '.txt'))
-    if os.path.isfile(json_path):
-        values = read_json(json_path, 'fix it from train_opt.txt beside it, or delete it to use train_opt.txt')
-        if not isinstance(values, dict):
-            raise UserError('%s: not the options of a run (a JSON object of flags); fix or delete it' % json_path)
-        return values
-    return read_text_options(text_path) if os.path.isfile(text_path) else {}
+    """{flag: value} of the run in folder (record_path; from train_opt.txt values as text); empty when it recorded
+    none."""
+    path = record_path(folder)
+    if path is None or path.endswith('.txt'):
+        return read_text_options(path) if path else {}
+    values = read_json(path, 'fix it from train_opt.txt beside it, or delete it to use train_opt.txt')
+    if not isinstance(values, dict):
+        raise UserError('%s: not the options of a run (a JSON object of flags); fix or delete it' % path)
+    return values
 
 
 def saved_architecture(folder):

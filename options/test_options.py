@@ -1,5 +1,10 @@
 """Test options: where results go, which checkpoint, how many images."""
+import argparse
+import dataclasses
+
+from models.execution import Settings
 from .base_options import BaseOptions
+from .recorded import ARCHITECTURE_FLAGS
 
 
 class TestOptions(BaseOptions):
@@ -40,3 +45,15 @@ class TestOptions(BaseOptions):
             parser.error('--num_test %g: give a number of images, 1 or more (default: all)' % opt.num_test)
         if opt.tile and opt.compile:
             parser.error('--tile computes layer by layer outside the compiled networks: leave out --compile')
+
+
+def passed_on(argv):
+    """(architecture, settings) that test.py flags passed on by another command (enhance.py --options) ask for: the
+    architecture flags given ({flag: value}; the others come from the run's record) and the execution settings
+    (models.execution.Settings's fields, as load_enhancer takes them); a bad flag is one UserError line."""
+    options = TestOptions.passed_on()
+    argv = ['--dataroot', '.', *argv]
+    opt = options.gather_options(argv)
+    given = options.parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(ARCHITECTURE_FLAGS)))
+    architecture = {flag: getattr(given, flag) for flag in ARCHITECTURE_FLAGS if getattr(given, flag) is not None}
+    return architecture, {field.name: getattr(opt, field.name) for field in dataclasses.fields(Settings)}

@@ -18,6 +18,7 @@ from tqdm import tqdm  # noqa: E402
 
 from enhancer import load_enhancer  # noqa: E402
 from models.inference import as_batch  # noqa: E402
+from options.test_options import passed_on  # noqa: E402
 from util.images import find_images, load_rgb, save_image  # noqa: E402
 from util.util import UserError, command  # noqa: E402
 
@@ -101,8 +102,8 @@ def main(argv=None):
             parser.error('%s is a file, not a flag: write ./%s, or put -- before it' % (token, token))
     args = parser.parse_args(argv)
     outputs = plan(args.inputs, args.out, args.overwrite)
-    options = ['--compile'] * args.compile + args.options
-    enhancer = load_enhancer(args.checkpoints, args.epoch, args.device, options, OUT_OF_MEMORY_HINT)
+    architecture, settings = passed_on(['--compile'] * args.compile + args.options)
+    enhancer = load_enhancer(args.checkpoints, args.epoch, args.device, OUT_OF_MEMORY_HINT, architecture, **settings)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:

@@ -22,8 +22,10 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from enhancer import load_enhancer  # noqa: E402
+from models.execution import AMP_MODES  # noqa: E402
 from models.inference import out_of_memory  # noqa: E402
 from models.temporal import TemporalSmoother  # noqa: E402
+from options.test_options import passed_on  # noqa: E402
 from util.util import UserError, command, follow_umask  # noqa: E402
 from util.video import open_video  # noqa: E402
 
@@ -191,8 +193,8 @@ def check_paths(args):
 def load(args):
     """The enhancer for args.checkpoints, with the test.py flags given (an ONNX file refuses them in one line)."""
     options = ['--amp', args.amp] * (args.amp != 'none') + ['--tile', str(args.tile)] * bool(args.tile)
-    return load_enhancer(args.checkpoints, args.epoch, args.device, options + ['--compile'] * args.compile +
-                         args.options)
+    architecture, settings = passed_on(options + ['--compile'] * args.compile + args.options)
+    return load_enhancer(args.checkpoints, args.epoch, args.device, architecture=architecture, **settings)
 
 
 def parse(argv):
@@ -216,7 +218,7 @@ def parse(argv):
     parser.add_argument('--crf', type=int, default=18,
                         help='quality for libx264, libx265 and libvpx-vp9: 0 lossless, 18 (default) visually '
                              'lossless, higher is smaller; other codecs use their own defaults')
-    parser.add_argument('--amp', default='none', choices=('none', 'bf16', 'fp16'), help='mixed precision on a GPU')
+    parser.add_argument('--amp', default='none', choices=AMP_MODES, help='mixed precision on a GPU')
     parser.add_argument('--compile', action='store_true', help='torch.compile the networks (one size per clip)')
     parser.add_argument('--tile', type=int, default=0, help='compute out of core in bands of about N x N pixels')
     parser.add_argument('--options', nargs=argparse.REMAINDER, default=[], help='further test.py flags')

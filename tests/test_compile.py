@@ -134,4 +134,4 @@ def test_cuda_graphs_on_the_cpu_and_a_missing_compiler_are_one_line(tmp_path, mo
         execution.check_compile(make_test_options(tmp_path, *TINY, '--compile'), torch.device('cpu'))
     from enhancer import load_enhancer
     with pytest.raises(UserError, match='needs a C'):
-        load_enhancer(folder, options=['--compile'])
+        load_enhancer(folder, compile=True)

@@ -20,6 +20,7 @@ from helpers import (TINY, fake_alexnet, image_pair, load_script, make_dataset_f
 from metrics import scores as metrics
 from metrics.evaluation import column_means, evaluate
 from models.NeRCo_model import NeRCoModel
+from models.nerco import Enhanced, NeRCoInference
 from util.util import UserError
 
 REAL_LOWLIGHT = os.path.join(os.path.dirname(ROOT), 'shared', 'real_lowlight')
@@ -301,7 +302,7 @@ def test_load_enhancer_accepts_pil_numpy_and_tensors_and_matches_test_py(tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     tiled = np.asarray(Image.open(tmp_path / 'tiled' / 'tiny' / 'test_latest' / 'images' / 'p_fake_B.png'))
     assert np.abs(tiled.astype(int) - out).max() <= 1
-    assert np.abs(load_enhancer(folder, options=['--tile', '8'])(photo).astype(int) - out).max() <= 1
+    assert np.abs(load_enhancer(folder, tile=8)(photo).astype(int) - out).max() <= 1
 
     result = run_script('scripts/enhance.py', os.path.join(data, 'testA'), '--checkpoints', folder, '--out',
                         str(tmp_path / 'enhanced'))
@@ -314,12 +315,12 @@ def test_load_enhancer_accepts_pil_numpy_and_tensors_and_matches_test_py(tmp_pat
 def test_enhance_py_skips_an_image_too_large_for_the_gpu_and_stops_on_a_user_error(tmp_path, monkeypatch, capsys):
     script = load_script('scripts/enhance.py')
 
-    def small_gpu(self, real_A, tile=0):
+    def small_gpu(self, real_A, tile=0, ops=None):
         if real_A.shape[-1] > 30:
             raise torch.cuda.OutOfMemoryError('CUDA out of memory')
-        return (real_A,) * 4
+        return Enhanced(*(real_A,) * 4)
 
-    monkeypatch.setattr(NeRCoModel, 'enhance', small_gpu)
+    monkeypatch.setattr(NeRCoInference, 'enhance', small_gpu)
     checkpoints = save_tiny_checkpoint(tmp_path)
     folder, out = tmp_path / 'photos', tmp_path / 'enhanced'
     write_image(str(folder / 'small.png'), (20, 12))
@@ -330,10 +331,10 @@ def test_enhance_py_skips_an_image_too_large_for_the_gpu_and_stops_on_a_user_err
     assert 'skipped %s: out of GPU memory at 36x28' % (folder / 'huge.png') in capsys.readouterr().err
     assert os.listdir(out) == ['small.png']
 
-    def refuse(self, real_A, tile=0):
+    def refuse(self, real_A, tile=0, ops=None):
         raise UserError('--tile supports the ResNet generators only')
 
-    monkeypatch.setattr(NeRCoModel, 'enhance', refuse)
+    monkeypatch.setattr(NeRCoInference, 'enhance', refuse)
     with pytest.raises(SystemExit) as exit_info:
         script.main([str(folder), '--checkpoints', checkpoints, '--out', str(out), '--overwrite'])
     assert str(exit_info.value) == 'error: --tile supports the ResNet generators only'

@@ -17,6 +17,7 @@ from enhancer import load_enhancer
 from helpers import (load_script, one_line_error, refused, run_script, save_tiny_checkpoint, umask,
                      write_image, write_official_checkpoints)
 from models import deployment
+from models.in_memory import ONE_PASS
 from options.train_options import TrainOptions
 from util.util import UserError
 
@@ -62,6 +63,19 @@ def test_onnxruntime_equals_the_pytorch_enhancer(enhancers, shape):
 @pytest.fixture(scope='module')
 def float64_module(exported):
     return deployment.NeRCo.from_pretrained(exported['hub'], local_files_only=True).double()
+
+
+def test_a_hub_folder_is_built_once_and_a_checkpoint_folder_once(exported, monkeypatch):
+    """load_enhancer builds the inference networks of a Hub folder (from config.json) or a checkpoint folder (from
+    its record) one time each, the module that then enhances."""
+    from models import networks
+    built = []
+    original = networks.define_inference
+    monkeypatch.setattr(networks, 'define_inference', lambda *args, **kwargs: built.append(args) or original(
+        *args, **kwargs))
+    image = images((1, 3, 21, 30), seed=2)
+    outputs = [load_enhancer(exported[kind])(image) for kind in ('hub', 'official')]
+    assert len(built) == 2 and torch.equal(*outputs)
 
 
 def test_at_3x5_onnxruntime_is_as_accurate_as_pytorch(enhancers, float64_module):
@@ -127,9 +141,7 @@ def test_enhance_script_runs_the_onnx_file(exported, enhancers, tmp_path):
 def test_a_broken_export_is_caught_by_the_comparison(exported, enhancers, tmp_path, monkeypatch):
     """The [0, 1] scaling left out of the exported graph: onnxruntime then differs from the enhancer."""
     def unscaled(self, image):
-        h, w = image.shape[-2:]
-        x = deployment.pad_to_multiple(image)
-        return deployment.inference_path(self.netPre, self.netH, self.netG_A, x, None)[3][..., :h, :w]
+        return self.enhance(image, ops=ONE_PASS).fake_B
 
     module = deployment.NeRCo.from_pretrained(exported['hub'], local_files_only=True)
     monkeypatch.setattr(deployment.NeRCo, 'forward', unscaled)

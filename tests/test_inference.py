@@ -30,7 +30,7 @@ def test_test_py_load_enhancer_and_validation_give_the_same_output(tmp_path):
                           '--results_dir', str(results), '--gpu_ids', '-1', '--ngf', '8', '--preprocess', 'none',
                           '--tile', tile])
         written = np.asarray(Image.open(results / 'tiny' / 'test_latest' / 'images' / 'p_fake_B.png'))
-        enhancer = load_enhancer(folder, options=['--tile', tile])
+        enhancer = load_enhancer(folder, tile=int(tile))
         assert np.array_equal(enhancer(photo), written), tile
         outputs[tile] = written
     assert outputs['8'].shape == photo.shape and np.abs(outputs['8'].astype(int) - outputs['0']).max() <= 1

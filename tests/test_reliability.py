@@ -228,13 +228,13 @@ def test_an_image_too_large_for_the_gpu_is_skipped_and_named(tmp_path):
     entry = tmp_path / 'test_with_a_small_gpu.py'
     entry.write_text(f"""import runpy, sys, torch
 sys.path.insert(0, {ROOT!r})
-from models.NeRCo_model import NeRCoModel
-real_enhance = NeRCoModel.enhance
+from models.nerco import NeRCoInference
+real_enhance = NeRCoInference.enhance
 def enhance(self, real_A, tile=0):
     if real_A.shape[-1] > 30:
         raise torch.cuda.OutOfMemoryError('CUDA out of memory')
     return real_enhance(self, real_A, tile)
-NeRCoModel.enhance = enhance
+NeRCoInference.enhance = enhance
 runpy.run_path({os.path.join(ROOT, 'test.py')!r}, run_name='__main__')
 """)
     result = subprocess.run([sys.executable, str(entry), '--dataroot', data, '--name', 'LSRW', '--checkpoints_dir',

@@ -1,6 +1,7 @@
 """The code's layers import downward only: util <- data, models, metrics <- options, training <- entry points
 (train.py, test.py, enhancer.py, scripts/), each module checked alone in a process that holds none of the
 project's modules, so no import cycle can hide."""
+import ast
 import json
 import re
 import os
@@ -74,3 +75,38 @@ def test_every_test_the_docs_name_exists():
         with open(os.path.join(ROOT, 'tests', file), encoding='utf-8') as f:
             tests = set(re.findall(r'^def (test_\w+)\(', f.read(), re.M))
         assert any(t.startswith(name) for t in tests) if family else name in tests, (doc, file, name)
+
+
+def imported_modules(path):
+    """The modules a source file imports (relative ones as written, e.g. '.nrn')."""
+    with open(os.path.join(ROOT, path)) as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = '.' * node.level + (node.module or '')
+            names |= {base} if node.module else {base + alias.name for alias in node.names}
+    return names
+
+
+def test_inference_starts_without_the_export_packages():
+    """Enhancing (models/inference.py, load_enhancer) imports neither huggingface_hub nor onnx: only export and Hub
+    loading need them."""
+    probe = ('import sys; sys.path.insert(0, %r); import models.inference, enhancer; '
+             'print(sorted({"huggingface_hub", "onnx", "safetensors"} & set(sys.modules)))' % ROOT)
+    result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=300, cwd='/')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == '[]'
+
+
+def test_how_networks_run_is_told_by_the_networks_not_found_by_class():
+    """models/execution.py (recomputation, compilation) imports no network; train.py names no loss or optimizer of
+    NeRCo (the model says which it has)."""
+    networks = {'.' + name[:-3] for name in os.listdir(os.path.join(ROOT, 'models'))} - {'.execution'}
+    assert not imported_modules('models/execution.py') & networks
+    from models.NeRCo_model import D_LOSSES, G_LOSSES
+    with open(os.path.join(ROOT, 'train.py')) as f:
+        strings = {node.value for node in ast.walk(ast.parse(f.read())) if isinstance(node, ast.Constant)}
+    assert 'latest' in strings and not strings & (set(G_LOSSES) | set(D_LOSSES) | {'G', 'D'})

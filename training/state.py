@@ -32,6 +32,14 @@ class RunState:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in counters.items() if k in names})
 
+    def seen(self):
+        """Training images seen by all processes (the x axis of the loggers)."""
+        return self.total_iters * distributed.world_size()
+
+    def crossed(self, freq, step):
+        """Whether the image counter passed a multiple of freq in its last step of `step` images."""
+        return freq > 0 and self.total_iters // freq > (self.total_iters - step) // freq
+
     def advance(self, images):
         self.total_iters += images
         self.epoch_iter += images

@@ -64,9 +64,11 @@ def read_loss_log(path):
 
 
 class Visualizer:
-    """Writes checkpoints_dir/name/loss_log.txt and the page checkpoints_dir/name/web/index.html (newest results
-    first, loss chart on top), and mirrors both to visdom when it is available and to TensorBoard and W&B when asked
-    (self.loggers, training/loggers.py; resume_step: the images seen when this run starts)."""
+    """The one reporting front of a training run (rank 0): writes checkpoints_dir/name/loss_log.txt and the page
+    checkpoints_dir/name/web/index.html (newest results first, loss chart on top), and mirrors both to visdom when
+    it is available and to TensorBoard and W&B when asked (training/loggers.py; resume_step: the images seen when
+    this run starts). train.py tells it of each step (stepped) and validation (validated); what is reported comes
+    from the model (its visual_names, loss_names and learning_rates)."""
 
     def __init__(self, opt, resume_step=0):
         self.opt = opt
@@ -84,6 +86,41 @@ class Visualizer:
         self.vis = connect_visdom(opt)
         self.plot_data = {'X': [], 'Y': [], 'legend': []}
         self.visual_order = []
+
+    def places(self):
+        """Where this run's logs go, for the start-up line."""
+        places = [self.log_name]
+        if self.use_html:
+            places.append('page %s' % os.path.join(self.web_dir, 'index.html'))
+        if 'TensorBoard' in self.loggers.active:
+            places.append('TensorBoard: tensorboard --logdir %s' % os.path.join(os.path.dirname(self.log_name),
+                                                                                'tensorboard'))
+        return places
+
+    def stepped(self, model, run, batch, step_seconds, data_seconds, epoch_size):
+        """After a training step of batch images: show (and with --update_html_freq save) the model's visuals when
+        --display_freq comes round; log its losses, learning rates and speed when --print_freq does."""
+        opt, seen = self.opt, run.seen()
+        if run.crossed(opt.display_freq, batch):
+            self.display_current_results(model.get_current_visuals(), run.epoch, run.total_iters,
+                                         run.crossed(opt.update_html_freq, batch), seen)
+        if run.crossed(opt.print_freq, batch):
+            losses = model.get_current_losses()
+            self.log_losses(run.epoch, run.epoch_iter, losses, step_seconds / batch, data_seconds)
+            self.plot_current_losses(run.epoch, run.epoch_iter / epoch_size, losses)
+            rates = {'lr/' + name: rate for name, rate in model.learning_rates().items()}
+            self.loggers.scalars({**{'loss/' + k: v for k, v in losses.items()}, **rates,
+                                  'speed/iterations_per_second': 1 / step_seconds}, seen)
+
+    def validated(self, metrics, seen):
+        self.loggers.scalars({'val/' + name: value for name, value in metrics.items()}, seen)
+
+    def finish(self, best, step):
+        """The best validation result (reached at step) to the loggers, which are then closed."""
+        self.loggers.finish(self.opt, best, step)
+
+    def close(self):
+        self.loggers.close()
 
     def display_current_results(self, visuals, epoch, total_iters, save_result, seen=0):
         """Show the visuals on visdom (and the loggers, at seen images); with save_result, also save them and rebuild
