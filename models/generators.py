@@ -10,7 +10,7 @@ from .in_memory import IN_MEMORY
 def uses_bias(norm_layer):
     """Convolutions keep their bias unless an affine norm (BatchNorm) follows; InstanceNorm here has no affine."""
     func = norm_layer.func if isinstance(norm_layer, functools.partial) else norm_layer
-    return func is nn.InstanceNorm2d
+    return isinstance(func, type) and issubclass(func, nn.InstanceNorm2d)
 
 
 class ResnetBlock(nn.Module):

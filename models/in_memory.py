@@ -55,8 +55,8 @@ class InMemory:
         if rows >= height:
             return compute(padded, common)
         bands = []
-        for top in range(0, height, rows):  # no comprehension, whose frame would be compiled; contiguous bands,
-            bands.append(compute(padded[:, :, top:top + rows + 2].contiguous(), common))  # sharing compute's graph
+        for top in range(0, height, rows):  # no comprehension, whose frame would be compiled
+            bands.append(compute(padded[:, :, top:top + rows + 2], common))
         return torch.cat(bands, dim=2)
 
 CHUNK_PIXELS = 1 << 16  # the NRN's 256-channel hidden layers for this many pixels at a time take 200 MB in float32

@@ -3,6 +3,7 @@ import functools
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn import init
 from torch.optim import lr_scheduler
 
@@ -18,12 +19,23 @@ INIT_TYPES = ('normal', 'xavier', 'kaiming', 'orthogonal')
 LR_POLICIES = ('linear', 'step', 'plateau', 'cosine')
 
 
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """nn.InstanceNorm2d, which on a channels-last image normalises it in that layout (as a batch norm of one image,
+    the same statistics) instead of copying it to channels-first and back."""
+
+    def forward(self, x):
+        if (x.shape[0] == 1 and not self.affine and not x.is_contiguous()
+                and x.is_contiguous(memory_format=torch.channels_last)):
+            return F.batch_norm(x, None, None, training=True, eps=self.eps)
+        return super().forward(x)
+
+
 def get_norm_layer(norm_type='instance'):
     """Return a constructor for the normalisation layer named by --norm."""
     if norm_type == 'batch':
         return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
     if norm_type == 'instance':
-        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+        return functools.partial(InstanceNorm2d, affine=False, track_running_stats=False)
     if norm_type == 'none':
         return lambda channels: nn.Identity()
     raise ValueError('--norm %s is not one of %s' % (norm_type, ', '.join(NORMS)))

@@ -80,15 +80,18 @@ class ImplicitDecoder(nn.Module):
         return torch.addmv(first.bias, first.weight[:, -2:], cell)
 
     def decode(self, padded, first_bias):
-        """RGB for the rows of `padded` (features zero-padded by one pixel)."""
+        """RGB for the rows of `padded` (features zero-padded by one pixel). The hidden layers run channels-last,
+        as matrix products over the pixels, which oneDNN and cuBLAS compute without reordering them."""
         first = self.imnet.layers[0]
-        x = F.conv2d(padded, first.weight[:, :self.feat_dim * 9].reshape(-1, self.feat_dim, 3, 3), first_bias)
+        weight = first.weight[:, :self.feat_dim * 9].reshape(-1, self.feat_dim, 3, 3)
+        x = F.conv2d(padded.contiguous(memory_format=torch.channels_last),
+                     weight.contiguous(memory_format=torch.channels_last), first_bias).permute(0, 2, 3, 1)
         for layer in self.imnet.layers[1:]:
             if isinstance(layer, nn.ReLU):
-                x = F.relu(x, inplace=True)  # conv2d's backward does not need its output
+                x = F.relu(x, inplace=True)  # conv2d's and linear's backward do not need their output
             else:
-                x = F.conv2d(x, layer.weight[:, :, None, None], layer.bias)
-        return x
+                x = layer(x)
+        return x.permute(0, 3, 1, 2)
 
     def query_literal(self, feat):
         """The official query, step by step: unfold, coordinates, four ensemble queries, area-weighted sum."""
