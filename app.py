@@ -11,6 +11,7 @@ an ONNX file).
 """
 import argparse
 import os
+import signal
 import sys
 import tempfile
 
@@ -76,25 +77,34 @@ class Photos:
                            % (device, photo.shape[1], photo.shape[0])) from None
 
     def __call__(self, paths, tile='auto', precision='none'):
-        """(before/after pair of the first photo, gallery of (output, caption), output PNG paths) for the uploaded
-        photo paths."""
+        """(before/after pair of the first photo, gallery of (output, caption), output PNG paths, the before/after
+        pairs of all) for the uploaded photo paths. Each photo gets its own output, whatever names they share; the
+        "before" images are PNG copies, which every browser shows (TIFF, for one, not)."""
         if not paths:
             gr.Warning(NO_PHOTO)
-            return gr.skip(), gr.skip(), gr.skip()
-        outputs, gallery = [], []
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        pairs, gallery, taken = [], [], set()
         folder = tempfile.mkdtemp(dir=self.folder)
         for path in paths:
-            enhanced = self.enhance_one(self.read(path), tile, precision)
-            target = os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + '_enhanced.png')
-            Image.fromarray(enhanced).save(target)
-            outputs.append(target)
-            gallery.append((target, os.path.basename(path)))
-        return (paths[0], outputs[0]), gallery, outputs
+            photo = self.read(path)
+            enhanced = self.enhance_one(photo, tile, precision)
+            stem = name = os.path.splitext(os.path.basename(path))[0]
+            number = 1
+            while name in taken:  # a.png and a.jpg, or two a.png from different folders
+                number += 1
+                name = '%s_%d' % (stem, number)
+            taken.add(name)
+            before, after = (os.path.join(folder, '%s_%s.png' % (name, kind)) for kind in ('input', 'enhanced'))
+            Image.fromarray(photo).save(before)
+            Image.fromarray(enhanced).save(after)
+            pairs.append((before, after))
+            gallery.append((after, os.path.basename(path)))
+        return pairs[0], gallery, [after for _, after in pairs], pairs
 
 
-def compare(paths, outputs, selection: gr.SelectData):
-    """The before/after pair of the photo picked in the gallery."""
-    return paths[selection.index], outputs[selection.index]
+def compare(pairs, selection: gr.SelectData):
+    """The before/after pair of the photo picked in the gallery (of the request that made the gallery)."""
+    return pairs[selection.index] if selection.index < len(pairs) else gr.skip()
 
 
 def build(photos, examples, on_gpu, model):
@@ -120,13 +130,12 @@ def build(photos, examples, on_gpu, model):
                                      elem_id='gallery')
                 downloads = gr.File(label='Enhanced PNG files', file_count='multiple', interactive=False,
                                     elem_id='downloads')
-        outputs = gr.State([])
+        pairs = gr.State([])
         uploads.change(lambda paths: gr.update(value=paths or [], visible=bool(paths)), uploads, preview,
                        api_visibility='private')
-        run.click(photos, [uploads, tile, precision], [slider, gallery, downloads], api_name='enhance').then(
-            lambda files: (files, gr.update(visible=len(files or []) > 1)), downloads, [outputs, gallery],
-            api_visibility='private')
-        gallery.select(compare, [uploads, outputs], slider, api_visibility='private')
+        run.click(photos, [uploads, tile, precision], [slider, gallery, downloads, pairs], api_name='enhance').then(
+            lambda shown: gr.update(visible=len(shown or []) > 1), pairs, gallery, api_visibility='private')
+        gallery.select(compare, pairs, slider, api_visibility='private')
     return page
 
 
@@ -155,6 +164,10 @@ def parse(argv):
     return args
 
 
+def stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 @command
 def main(argv=None):
     args = parse(argv)
@@ -162,6 +175,7 @@ def main(argv=None):
     if args.examples and not examples:
         raise UserError('--examples %s: no images found' % args.examples)
     enhancer = load_enhancer(args.checkpoints, args.epoch, args.device)
+    signal.signal(signal.SIGTERM, stop)  # as Ctrl-C: the server closes and the folder of results is deleted
     with tempfile.TemporaryDirectory(prefix='nerco_app_') as folder:
         photos = Photos(enhancer, args.max_pixels, args.tile_above, folder)
         page = build(photos, examples, args.device.startswith('cuda'), '%s, epoch %s' % (args.checkpoints, args.epoch))

@@ -23,7 +23,7 @@ from training.state import RunState, load_training_state, save_checkpoint
 from training.validation import Validator
 from training.visualizer import Visualizer
 from util import distributed, runtime
-from util.util import UserError, command
+from util.util import UserError, command, one_line
 
 
 def choose_seed(opt):
@@ -99,6 +99,24 @@ def validate(model, validator, visualizer, run):
         model.update_learning_rate(value, higher_is_better)
 
 
+def batches(loader, model, run):
+    """The batches of the loader; when reading one fails (too many unreadable images), `latest` is saved first, as
+    for any other stop, if this process has trained since it started."""
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except UserError as exc:
+            if run.trained_here and distributed.is_main():
+                save_checkpoint(model, 'latest', run)  # without barriers: another process may be the one that failed
+                raise UserError('%s (saved %s/latest_* at epoch %d, image %d first; resume with --continue_train)'
+                                % (one_line(exc), model.save_dir, run.epoch, run.epoch_iter)) from None
+            raise
+        yield batch
+
+
 def run_epoch(model, dataset, visualizer, validator, opt, run, stop):
     """Train the rest of the current epoch, validating when --val_freq / --val_freq_iters come round; False when a
     stop was requested (after saving `latest`)."""
@@ -110,7 +128,7 @@ def run_epoch(model, dataset, visualizer, validator, opt, run, stop):
                desc='epoch %d/%d' % (epoch, last_epoch), unit='it', dynamic_ncols=True, file=sys.stdout,
                mininterval=0.1 if sys.stdout.isatty() else 30, disable=not distributed.is_main())
     loaded = time.time()
-    for data in bar:
+    for data in batches(bar, model, run):
         started, batch = time.time(), data['A'].shape[0]
         model.set_input(data)
         train_step(model, opt, run, batch)

@@ -54,9 +54,13 @@ class InMemory:
         rows = max(1, self.band_pixels // width)
         if rows >= height:
             return compute(padded, common)
+        # Each band is copied in the features' layout with strides of its own, so that all bands share compute's
+        # compilation; and a loop, not a comprehension, whose frame would be compiled.
+        channels_last = padded.is_contiguous(memory_format=torch.channels_last)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
         bands = []
-        for top in range(0, height, rows):  # no comprehension, whose frame would be compiled
-            bands.append(compute(padded[:, :, top:top + rows + 2], common))
+        for top in range(0, height, rows):
+            bands.append(compute(padded[:, :, top:top + rows + 2].clone(memory_format=layout), common))
         return torch.cat(bands, dim=2)
 
 CHUNK_PIXELS = 1 << 16  # the NRN's 256-channel hidden layers for this many pixels at a time take 200 MB in float32

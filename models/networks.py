@@ -24,7 +24,7 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     the same statistics) instead of copying it to channels-first and back."""
 
     def forward(self, x):
-        if (x.shape[0] == 1 and not self.affine and not x.is_contiguous()
+        if (not torch.compiler.is_exporting() and x.shape[0] == 1 and not self.affine and not x.is_contiguous()
                 and x.is_contiguous(memory_format=torch.channels_last)):
             return F.batch_norm(x, None, None, training=True, eps=self.eps)
         return super().forward(x)

@@ -24,15 +24,49 @@ from options.recorded import recorded_options  # noqa: E402
 from util.util import UserError, command, follow_umask  # noqa: E402
 
 TOLERANCE = 1e-4  # onnxruntime against PyTorch, in [0, 1] units
+HUB_FILES = ('config.json', 'model.safetensors', 'README.md')
 
 
-def check_out(out, source, overwrite):
-    """Refuse an --out that is the input, lies inside it, or exists (without --overwrite)."""
+def check_out(out, source, overwrite, fmt):
+    """Refuse an --out that is the input, lies inside it, or exists (without --overwrite); with --overwrite, one
+    that is not what an earlier export in format fmt wrote (a NeRCo ONNX file, a Hub folder of export files only)."""
     real_out, real_source = os.path.realpath(out), os.path.realpath(source)
     if os.path.commonpath([real_out, real_source]) in (real_out, real_source):
         raise UserError('--out %s: would replace or lie inside the input %s; choose another --out' % (out, source))
-    if os.path.lexists(out) and not overwrite:
+    if not os.path.lexists(out):
+        return
+    if not overwrite:
         raise UserError('--out %s: exists; choose another --out or add --overwrite to replace it' % out)
+    what = earlier_export(out)
+    if what != fmt:
+        raise UserError('--out %s: %s, not %s that scripts/export.py wrote, so --overwrite leaves it alone; choose '
+                        'another --out' % (out, what if what not in FORMATS else FORMATS[what], FORMATS[fmt]))
+
+
+FORMATS = {'onnx': 'an ONNX file', 'safetensors': 'a Hub folder'}
+
+
+def earlier_export(path):
+    """'onnx' or 'safetensors' when path is what an export in that format writes, else a few words on what it is."""
+    if os.path.islink(path):
+        return 'a link'
+    if os.path.isdir(path):
+        names = set(os.listdir(path))
+        if 'config.json' in names and names <= set(HUB_FILES):
+            return 'safetensors'
+        return 'a folder holding %s' % ', '.join(sorted(names - set(HUB_FILES)) or sorted(names)) if names else \
+            'an empty folder'
+    if not os.path.isfile(path):
+        return 'not a file or folder'
+    import onnx
+    try:
+        graph = onnx.load(path, load_external_data=False).graph
+    except Exception:
+        return 'a file that is not an ONNX model'
+    if [i.name for i in graph.input] == [deployment.ONNX_INPUT] and \
+            [o.name for o in graph.output] == [deployment.ONNX_OUTPUT]:
+        return 'onnx'
+    return 'an ONNX model of something else'
 
 
 def publish(temporary, out):
@@ -68,11 +102,12 @@ def main(argv=None):
                         help='which checkpoint: latest, best (the best validation score) or an epoch number')
     parser.add_argument('--format', required=True, choices=('onnx', 'safetensors'))
     parser.add_argument('--out', required=True, help='the .onnx file, or the folder for the safetensors layout')
-    parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an earlier export at --out (an ONNX file, a Hub folder; nothing else)')
     args = parser.parse_args(argv)
     if not os.path.isdir(args.checkpoints):
         raise UserError('--checkpoints %s: no such folder' % args.checkpoints)
-    check_out(args.out, args.checkpoints, args.overwrite)
+    check_out(args.out, args.checkpoints, args.overwrite, args.format)
     graph = deployment.from_model(load_enhancer(args.checkpoints, args.epoch).model)
     parent = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(parent, exist_ok=True)

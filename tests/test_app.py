@@ -3,10 +3,12 @@ on the page and the app keeps serving, and a real browser (headless Chromium) sh
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.request
 
 import numpy as np
@@ -40,22 +42,27 @@ def served(tmp_path_factory):
     photos.mkdir()
     for name, size in (('odd.png', (37, 53)), ('even.png', (40, 32))):
         Image.fromarray(image_pair(len(name), size)[1]).save(photos / name)
+    server, url = serve(folder, '--examples', str(photos))
+    yield url, folder, photos
+    server.terminate()
+    server.wait(30)
+
+
+def serve(folder, *flags, env=None):
+    """(process, URL) of app.py serving the checkpoints in folder, once it answers."""
     port = free_port()
     server = subprocess.Popen([sys.executable, os.path.join(ROOT, 'app.py'), '--checkpoints', folder, '--port',
-                               str(port), '--max_pixels', str(MAX_PIXELS), '--examples', str(photos)], cwd=ROOT,
+                               str(port), '--max_pixels', str(MAX_PIXELS), *flags], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = 'http://127.0.0.1:%d/' % port
     deadline = time.time() + 120
     while True:
         try:
             urllib.request.urlopen(url, timeout=5)
-            break
+            return server, url
         except OSError:
             assert server.poll() is None and time.time() < deadline, server.stdout.read() if server.poll() else 'slow'
             time.sleep(0.5)
-    yield url, folder, photos
-    server.terminate()
-    server.wait(30)
 
 
 def enhanced_by_script(folder, photos, out):
@@ -75,6 +82,42 @@ def test_api_gives_what_enhance_py_gives(served, tmp_path):
     assert np.array_equal(np.asarray(Image.open(pair[1])), expected['odd.png']) and len(gallery) == 2
     tiled = client.predict([gradio_client.handle_file(str(photos / 'odd.png'))], 'on', 'none', api_name='/enhance')
     assert np.abs(np.asarray(Image.open(tiled[2][0])).astype(int) - expected['odd.png']).max() <= 1
+
+
+def test_every_upload_gets_its_own_output_and_a_before_image_browsers_show(served, tmp_path):
+    """a.png, a.jpg and a TIFF a.tif in one request: three outputs, each of its own photo; every "before" image is a
+    PNG of the photo; a gallery pick shows the pair of the request that made the gallery."""
+    url, folder, photos = served
+    odd = np.asarray(Image.open(photos / 'odd.png'))
+    for name, photo in (('odd.jpg', np.asarray(Image.open(photos / 'even.png'))), ('odd.tif', odd[:, ::-1])):
+        Image.fromarray(photo).save(tmp_path / name, quality=100)
+    uploads = [photos / 'odd.png', tmp_path / 'odd.jpg', tmp_path / 'odd.tif']
+    client = gradio_client.Client(url, verbose=False)
+    pair, gallery, files = client.predict([gradio_client.handle_file(str(path)) for path in uploads], 'auto', 'none',
+                                          api_name='/enhance')
+    assert [os.path.basename(f) for f in files] == ['odd_enhanced.png', 'odd_2_enhanced.png', 'odd_3_enhanced.png']
+    enhance = load_enhancer(folder)
+    for path, output in zip(uploads, files):
+        assert np.array_equal(np.asarray(Image.open(output)), enhance(np.asarray(Image.open(path)))), path
+    assert [item['caption'] for item in gallery] == ['odd.png', 'odd.jpg', 'odd.tif']
+    assert pair[0].endswith('.png') and np.array_equal(np.asarray(Image.open(pair[0])), odd)
+    pairs = [('a_input.png', 'a_enhanced.png'), ('b_input.png', 'b_enhanced.png')]
+    assert app_script.compare(pairs, types.SimpleNamespace(index=1)) == pairs[1]
+    assert app_script.compare(pairs[:1], types.SimpleNamespace(index=1)) == app_script.gr.skip()
+
+
+def test_sigterm_deletes_the_folder_of_results_as_ctrl_c_does(served, tmp_path):
+    url, folder, photos = served
+    temporary = tmp_path / 'tmp'
+    temporary.mkdir()
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        server, address = serve(folder, env=dict(os.environ, TMPDIR=str(temporary)))
+        client = gradio_client.Client(address, verbose=False)
+        client.predict([gradio_client.handle_file(str(photos / 'odd.png'))], 'auto', 'none', api_name='/enhance')
+        assert [name for name in os.listdir(temporary) if name.startswith('nerco_app_')]
+        server.send_signal(stop)
+        server.wait(60)
+        assert not [name for name in os.listdir(temporary) if name.startswith('nerco_app_')], stop
 
 
 def test_bad_uploads_get_a_message_and_the_app_keeps_serving(served, tmp_path):

@@ -249,7 +249,41 @@ def test_out_never_replaces_the_folders_that_hold_the_input(tmp_path, monkeypatc
         assert 'would replace or lie inside the input' in line, (checkpoints, out, line)
     assert sorted(os.listdir(run)) == before and sorted(os.listdir(tmp_path / 'saves')) == ['tiny']
     with pytest.raises(UserError, match='would replace or lie inside the input'):
-        load_script('scripts/export.py').check_out(os.sep, 'saves/tiny', True)  # the root, checked without a run
+        load_script('scripts/export.py').check_out(os.sep, 'saves/tiny', True, 'onnx')  # the root, checked without a run
+
+
+def test_overwrite_replaces_only_an_earlier_export(exported, tmp_path, monkeypatch, capsys):
+    """--overwrite replaces a Hub folder (only the export's files) with a Hub folder and a NeRCo ONNX file with an
+    ONNX file; any other folder, file or link, or an export of the other format, is refused untouched."""
+    import shutil
+    save_tiny_checkpoint(tmp_path)
+    script = load_script('scripts/export.py')
+    hub, onnx_file = tmp_path / 'hub', tmp_path / 'nerco.onnx'
+    shutil.copytree(exported['hub'], hub)
+    shutil.copy(exported['onnx'], onnx_file)
+    mixed = tmp_path / 'mixed'
+    shutil.copytree(exported['hub'], mixed)
+    (mixed / 'notes.txt').write_text('mine')
+    other = tmp_path / 'other'
+    (other / 'sub').mkdir(parents=True)
+    (other / 'a.txt').write_text('mine')
+    text = tmp_path / 'text.onnx'
+    text.write_text('mine')
+    os.symlink(hub, tmp_path / 'link')
+    cases = {'mixed': ('safetensors', 'a folder holding notes.txt'), 'other': ('safetensors', 'a folder holding a.txt'),
+             'hub': ('onnx', 'a Hub folder, not an ONNX file'), 'nerco.onnx': ('safetensors', 'an ONNX file, not a Hub'),
+             'text.onnx': ('onnx', 'a file that is not an ONNX model'), 'link': ('safetensors', 'a link')}
+    before = {path: sorted(os.listdir(path)) for path in (hub, mixed, other)}
+    for name, (fmt, words) in cases.items():
+        line = refused(capsys, script.main, '--checkpoints', str(tmp_path / 'saves' / 'tiny'), '--format', fmt,
+                       '--out', str(tmp_path / name), '--overwrite')
+        assert words in line and 'leaves it alone' in line, (name, line)
+    assert {path: sorted(os.listdir(path)) for path in (hub, mixed, other)} == before
+    assert text.read_text() == 'mine' and os.path.islink(tmp_path / 'link')
+    script.check_out(str(onnx_file), str(tmp_path / 'saves' / 'tiny'), True, 'onnx')  # an earlier export: accepted
+    assert script.main(['--checkpoints', str(tmp_path / 'saves' / 'tiny'), '--format', 'safetensors', '--out',
+                        str(hub), '--overwrite']) == 0
+    assert json.loads((hub / 'config.json').read_text())['ngf'] == 8
 
 
 def test_the_hub_folder_keeps_the_generator_it_was_trained_with(tmp_path):

@@ -68,6 +68,36 @@ def test_training_skips_an_unreadable_image_and_stops_when_too_many(tmp_path, ca
             dataset[(0, 1, i)]
 
 
+def test_a_run_stopped_by_unreadable_images_saves_latest_first(tmp_path, monkeypatch):
+    """Images that become unreadable while a run trains stop it with one line, after `latest` is saved as Ctrl-C
+    would save it (the counters of the last step taken); unreadable before the first step, nothing is saved."""
+    from data import unaligned_dataset
+    make_dataset_folders(str(tmp_path / 'data'), n=4)
+    real_load, loads = unaligned_dataset.load_rgb, []
+
+    def vanishing(path):
+        loads.append(path)
+        if len(loads) > limit:
+            raise OSError('No such file or directory')
+        return real_load(path)
+
+    monkeypatch.setattr(unaligned_dataset, 'load_rgb', vanishing)
+    folder = tmp_path / 'saves' / 'run'
+    for limit, saved in ((6, True), (0, False)):  # three steps (an A and a B image each), or none
+        loads.clear()
+        with pytest.raises(SystemExit) as exit_info:
+            train_script.main(train_argv(tmp_path, '--save_latest_freq', '1000', '--overwrite'))
+        assert 'unreadable images (more than 10%)' in str(exit_info.value)
+        assert ('saved %s/latest_* at epoch 1, image 3 first' % folder in str(exit_info.value)) == saved
+        assert os.path.isfile(folder / 'latest_net_G_A.pth') == saved
+        if saved:
+            state = torch.load(folder / 'latest_train_state.pth', weights_only=True)
+            assert state['counters']['total_iters'] == state['counters']['epoch_iter'] == 3
+            for name in os.listdir(folder):
+                if name.startswith('latest_'):
+                    os.remove(folder / name)
+
+
 def test_unwritable_checkpoints_and_results_dirs_fail_at_start(tmp_path):
     make_dataset_folders(str(tmp_path / 'data'))
     blocker = tmp_path / 'file'

@@ -15,17 +15,19 @@ from util.util import UserError
 @dataclasses.dataclass
 class RunState:
     """The counters of a run: its seed, the epoch, images seen in this epoch and in all, whether the epoch's
-    training part is over, and (not saved) the iteration last validated, so that one iteration validates once."""
+    training part is over, and (not saved) the iteration last validated, so that one iteration validates once, and
+    the images this process has trained on."""
     seed: Optional[int] = None
     epoch: int = 1
     epoch_iter: int = 0
     total_iters: int = 0
     epoch_done: bool = False
     validated_at: Optional[int] = dataclasses.field(default=None, compare=False)
+    trained_here: int = dataclasses.field(default=0, compare=False)
 
     def saved(self):
         """The counters as the training state file holds them."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != 'validated_at'}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ('validated_at', 'trained_here')}
 
     @classmethod
     def from_saved(cls, counters):
@@ -43,6 +45,7 @@ class RunState:
     def advance(self, images):
         self.total_iters += images
         self.epoch_iter += images
+        self.trained_here += images
 
     def next_epoch(self):
         self.epoch, self.epoch_iter, self.epoch_done = self.epoch + 1, 0, False
