@@ -129,7 +129,8 @@ class BaseOptions:
                                  'gradient scaler when training; none computes in float32 as the official code')
         parser.add_argument('--channels_last', action='store_true',
                             help='keep convolution weights and activations in channels-last (NHWC) memory layout, '
-                                 'which tensor cores on GPUs prefer (mostly with --amp); values are unchanged')
+                                 'which tensor cores on GPUs prefer (mostly with --amp); values are unchanged. '
+                                 'Inference on the CPU always runs channels-last')
         parser.add_argument('--compile', action='store_true',
                             help='run the networks through torch.compile: faster once compiled, but the first call '
                                  'compiles for a minute or more (see docs/PERFORMANCE.md); every image size shares '
