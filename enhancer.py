@@ -22,6 +22,8 @@ def load_enhancer(path, epoch='latest', device='cpu', hint=inference.HINT, archi
     ONNX); hint is what the out-of-GPU-memory line suggests."""
     path, device = os.path.abspath(path), named_device(str(device))
     settings = execution.Settings(**settings)
+    if not os.path.exists(path):
+        raise UserError('%s: no such file or folder (a checkpoint folder, a Hub folder or an .onnx file)' % path)
     checkpoint = CHECKPOINT_FILE.fullmatch(os.path.basename(path))
     if checkpoint and os.path.isfile(path):  # one file of a checkpoint set: its folder, at its epoch
         path, epoch = os.path.dirname(path), checkpoint.group(1)
@@ -40,5 +42,5 @@ def load_enhancer(path, epoch='latest', device='cpu', hint=inference.HINT, archi
     else:
         source = record_path(path) or os.path.join(path, 'train_opt.txt')
         network = NeRCoInference(Architecture.from_record({**recorded_options(path), **(architecture or {})}, source))
-        checkpoints.load_networks(path, str(epoch), network.networks(), 'the folder and --epoch')
+        checkpoints.load_networks(path, str(epoch), network.networks(), '--checkpoints and --epoch')
     return inference.Enhancer(inference.InferenceModel(network, device, settings), settings.tile, hint)

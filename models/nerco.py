@@ -121,7 +121,8 @@ class NeRCoInference(nn.Module):
         pixels (models/out_of_core.py); otherwise ops runs the networks (in_memory.ONE_PASS decodes the NRN in one
         pass, as an exported graph does)."""
         h, w = real_A.shape[-2:]
-        x = pad_to_multiple(real_A)
+        multiple = networks.SIDE_MULTIPLE[self.architecture.netG]
+        x = pad_to_multiple(real_A, multiple, max(multiple, 8))
         outputs = out_of_core.run(self.path, x, tile) if tile else self.path(ops, x)
         return Enhanced(*(t[..., :h, :w] for t in outputs))
 

@@ -13,6 +13,9 @@ from .mask_extractor import MaskExtractor
 from .nrn import NRN
 
 GENERATORS = ('resnet_9blocks', 'resnet_6blocks', 'unet_128', 'unet_256')
+# what each generator needs of an image's sides: a multiple of 2 ** (its downsamplings), at least 8 (the ResNet
+# bottleneck's reflection padding; the NRN and H are ResNets whatever the generator)
+SIDE_MULTIPLE = {'resnet_9blocks': 4, 'resnet_6blocks': 4, 'unet_128': 128, 'unet_256': 256}
 DISCRIMINATORS = ('basic', 'n_layers', 'pixel')
 NORMS = ('instance', 'batch', 'none')
 INIT_TYPES = ('normal', 'xavier', 'kaiming', 'orthogonal')

@@ -186,6 +186,9 @@ def a_text_file(path):
 
 BAD_INPUTS = {
     'folder without the networks': (lambda tiny, tmp: str(tmp), 'latest_net_G_A.pth: checkpoint not found'),
+    'folder without the networks, named by the flags': (
+        lambda tiny, tmp: str(tmp), 'latest_net_G_A.pth: checkpoint not found (check --checkpoints and --epoch)'),
+    'a misspelt onnx file': (lambda tiny, tmp: str(tmp / 'nerco.onxx'), 'nerco.onxx: no such file or folder'),
     'foreign onnx file': (lambda tiny, tmp: a_foreign_onnx_file(tmp / 'other.onnx'),
                           "other.onnx: not a NeRCo export (inputs ['x'], outputs ['y']"),
     'not an onnx file': (lambda tiny, tmp: a_text_file(tmp / 'notes.onnx'),
@@ -250,6 +253,26 @@ def test_out_never_replaces_the_folders_that_hold_the_input(tmp_path, monkeypatc
     assert sorted(os.listdir(run)) == before and sorted(os.listdir(tmp_path / 'saves')) == ['tiny']
     with pytest.raises(UserError, match='would replace or lie inside the input'):
         load_script('scripts/export.py').check_out(os.sep, 'saves/tiny', True, 'onnx')  # the root, checked without a run
+
+
+def test_u_net_generators_enhance_any_size_and_export(tmp_path):
+    """--netG unet_128 / unet_256 (official options) need sides that are multiples of 128 / 256: the inference module
+    pads to them (at 48x48 the U-Net's innermost level would be 1x1, and at 37x50 its skip connections would not
+    meet), and the ONNX export, whose check uses 37x50 images, works and agrees with PyTorch."""
+    from models.nerco import Architecture, NeRCoInference
+    torch.manual_seed(0)
+    for netG in ('unet_128', 'unet_256'):
+        net = NeRCoInference(Architecture(ngf=8, netG=netG)).eval()
+        for size in ((48, 48), (37, 50), (130, 70)):
+            with torch.no_grad():
+                fake_B = net.enhance(images((1, 3) + size) * 2 - 1).fake_B
+            assert fake_B.shape == (1, 3) + size and torch.isfinite(fake_B).all(), (netG, size)
+    graph = deployment.NeRCo(ngf=8, netG='unet_128')
+    assert deployment.export_onnx(graph, str(tmp_path / 'unet.onnx')) <= ONNX_TOLERANCE
+    image = images((1, 3, 48, 61))
+    with torch.no_grad():
+        expected = graph(image)
+    assert (load_enhancer(str(tmp_path / 'unet.onnx'))(image) - expected).abs().max() <= ONNX_TOLERANCE
 
 
 def test_overwrite_replaces_only_an_earlier_export(exported, tmp_path, monkeypatch, capsys):
