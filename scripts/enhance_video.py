@@ -11,6 +11,7 @@ exactly as test.py enhances it as an image. The output is written
 under a temporary name beside --out and renamed when complete.
 """
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -69,15 +70,91 @@ def pixel_format(codec, width, height):
     return formats[0]
 
 
-class Writer:
-    """The output container: the enhanced video stream and copies of the input's audio and subtitle streams."""
-
-    def __init__(self, path, source, args, matrix):
+def plan_output(args):
+    """Check --out before the model loads and settle what it will hold: its folder must exist and take files, its
+    extension must name a container, and --codec (by default libx264, or the container's own video codec where it
+    cannot hold that: VP9 for .webm, GIF for .gif) must fit it; sets args.codec and args.copies (the indexes of the
+    input's audio and subtitle streams the container can hold) and names on stderr each stream left out."""
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise UserError('--out %s: the folder %s does not exist; create it or choose another --out'
+                        % (args.out, folder))
+    ext = os.path.splitext(args.out)[1]
+    try:
+        fd, trial = tempfile.mkstemp(prefix='.trial.', suffix=ext, dir=folder)
+    except OSError as exc:
+        raise UserError('--out %s: cannot write in %s (%s)' % (args.out, folder, exc.strerror)) from None
+    os.close(fd)
+    try:
         try:
-            self.container = av.open(path, 'w')
+            container = av.open(trial, 'w')
         except ValueError:
-            raise UserError('--out %s: no container format for its extension; use e.g. .mp4 or .mkv'
-                            % args.out) from None
+            raise UserError('--out %s: no container format for its extension; use e.g. .mp4 or .mkv' % args.out) \
+                from None
+        with container:
+            holds = container.supported_codecs
+            if args.codec is None:
+                args.codec = next((c for c in (default_codec(), container.default_video_codec, 'mpeg4')
+                                   if c in holds and is_video_encoder(c)), None)
+                if args.codec is None:
+                    raise UserError('--out %s: a %s file cannot hold video; use e.g. .mp4 or .mkv' % (args.out, ext))
+            elif args.codec not in holds:
+                raise UserError('--codec %s: a %s file cannot hold it; leave --codec out (the container\'s own: %s) '
+                                'or choose another --out' % (args.codec, ext, container.default_video_codec))
+    finally:
+        os.remove(trial)
+    args.copies = set()
+    with open_video(args.input) as (source, video):
+        for stream in source.streams:
+            codec = stream.codec_context.name if stream.codec_context else '?'
+            if stream.index == video.index:
+                continue
+            if stream.type in COPIED and codec in holds:
+                args.copies.add(stream.index)
+                continue
+            why = ('a %s file cannot hold %s' % (ext, codec) if stream.type in COPIED else
+                   'only the first video stream, audio and subtitles are carried over')
+            print('note: stream #%d of %s (%s, %s) is left out: %s' % (stream.index, args.input, stream.type, codec,
+                                                                       why), file=sys.stderr)
+
+
+def check_timing(args, trial_frames=8):
+    """Refuse --out's container when it does not keep each frame's time (AVI, MPEG-PS...): a trial encode of black
+    frames at the times of the input's first frames, beside --out, read back and compared, before the model
+    loads."""
+    folder = os.path.dirname(os.path.abspath(args.out))
+    fd, trial = tempfile.mkstemp(prefix='.trial.', suffix=os.path.splitext(args.out)[1], dir=folder)
+    os.close(fd)
+    try:
+        with av.open(args.input) as source:
+            writer = Writer(trial, source, args, None, copies=())
+            packets = (p for p in source.demux(source.streams.video[0]) if p.pts is not None)
+            times = sorted((p.pts, p.time_base) for p in itertools.islice(packets, trial_frames))
+            black = np.zeros((writer.video.height, writer.video.width, 3), np.uint8)
+            for pts, time_base in times:
+                writer.write(black, pts, time_base)
+            writer.close()
+        with av.open(trial) as written:
+            kept = sorted(float(f.pts * f.time_base) for f in written.decode(written.streams.video[0]))
+    except av.error.FFmpegError as exc:
+        raise UserError('--out %s: a %s file cannot take this video (%s); use e.g. .mp4 or .mkv'
+                        % (args.out, os.path.splitext(args.out)[1], exc.strerror or exc)) from None
+    finally:
+        os.remove(trial)
+    wanted = sorted(float(pts * time_base) for pts, time_base in times)
+    if len(kept) != len(wanted) or not np.allclose(kept, wanted, atol=0.011):  # GIF keeps centiseconds
+        raise UserError('--out %s: a %s file does not keep the frames\' times (%s s written, %s s read back); use '
+                        '.mp4, .mkv or .webm' % (args.out, os.path.splitext(args.out)[1],
+                                                 ', '.join('%.3f' % t for t in wanted[:4]),
+                                                 ', '.join('%.3f' % t for t in kept[:4])))
+
+
+class Writer:
+    """The output container: the enhanced video stream and copies of the input's audio and subtitle streams that
+    plan_output chose (copies, by default args.copies)."""
+
+    def __init__(self, path, source, args, matrix, copies=None):
+        self.container = av.open(path, 'w')
         video = source.streams.video[0]
         width, height = video.codec_context.width, video.codec_context.height
         self.video = self.container.add_stream(args.codec, rate=video.average_rate or video.guessed_rate or 25)
@@ -88,8 +165,9 @@ class Writer:
             self.video.options = {'crf': str(args.crf), **({'b': '0'} if args.codec == 'libvpx-vp9' else {})}
         if matrix is not None:
             self.video.set_display_matrix(matrix)
+        copies = args.copies if copies is None else copies
         self.copies = {s.index: self.container.add_stream_from_template(s) for s in source.streams
-                       if s.type in COPIED}
+                       if s.index in copies}
 
     def copy(self, packet):
         if packet.dts is not None:
@@ -213,8 +291,9 @@ def parse(argv):
                         help='against flicker: the local brightness of the enhanced frames follows a moving average '
                              'over about N frames, except where the input itself changes (models/temporal.py); 0 '
                              '(default) enhances each frame on its own')
-    parser.add_argument('--codec', default=default_codec(),
-                        help='video encoder (default %(default)s); the size is kept, odd sides in yuv444p')
+    parser.add_argument('--codec',
+                        help='video encoder (default %s, or the container\'s own where it cannot hold that: VP9 for '
+                             '.webm, GIF for .gif); the size is kept, odd sides in yuv444p' % default_codec())
     parser.add_argument('--crf', type=int, default=18,
                         help='quality for libx264, libx265 and libvpx-vp9: 0 lossless, 18 (default) visually '
                              'lossless, higher is smaller; other codecs use their own defaults')
@@ -227,7 +306,7 @@ def parse(argv):
         parser.error('--batch_size %d: give 1 or more' % args.batch_size)
     if args.temporal_window < 0:
         parser.error('--temporal_window %d: give a number of frames, or 0 for none' % args.temporal_window)
-    if not is_video_encoder(args.codec):
+    if args.codec is not None and not is_video_encoder(args.codec):
         parser.error('--codec %s: not a video encoder of this FFmpeg; try %s' % (args.codec, default_codec()))
     return args
 
@@ -237,6 +316,8 @@ def main(argv=None):
     args = parse(argv)
     check_paths(args)
     frames, matrix = probe(args.input)
+    plan_output(args)
+    check_timing(args)
     enhancer = load(args)
     folder = os.path.dirname(os.path.abspath(args.out))
     name, ext = os.path.splitext(os.path.basename(args.out))

@@ -334,6 +334,31 @@ def test_bad_inputs_give_one_line_and_leave_nothing_at_out(clips, tmp_path, caps
     assert (tmp_path / 'out.mp4').read_bytes() == b'earlier work'
 
 
+def test_every_container_keeps_the_timing_or_is_refused_before_the_model_loads(clips, tmp_path, capsys,
+                                                                             monkeypatch):
+    """.webm and .gif get a codec they can hold (VP9, GIF) and keep each frame's time; a container that does not
+    keep them (.avi), a codec the container cannot hold, an --out folder that does not exist: one line, before the
+    model loads; streams the output cannot hold (audio in a GIF, SubRip in MP4) are named on stderr."""
+    frames, times, _, _ = read_clip(clips['vfr'])
+    for ext in ('.webm', '.gif'):
+        out = tmp_path / ('out' + ext)
+        assert enhance_video.main([clips['vfr'], '--checkpoints', clips['folder'], '--out', str(out)]) == 0
+        enhanced, out_times, _, _ = read_clip(out)
+        assert enhanced.shape == frames.shape and np.allclose(out_times, times, atol=0.011), ext
+        assert 'stream #1 of %s (subtitle, srt) is left out: a %s file cannot hold srt' % (clips['vfr'], ext) \
+            in capsys.readouterr().err
+    monkeypatch.setattr(enhance_video, 'load', lambda args: pytest.fail('the model loaded before the refusal'))
+    cases = {(str(tmp_path / 'out.avi'),): "a .avi file does not keep the frames' times",
+             (str(tmp_path / 'out.webm'), '--codec', 'libx264'): '--codec libx264: a .webm file cannot hold it',
+             (str(tmp_path / 'missing' / 'out.mp4'),): 'the folder %s does not exist' % (tmp_path / 'missing')}
+    for (out, *extra), expected in cases.items():
+        line = refused(capsys, enhance_video.main, clips['vfr'], '--checkpoints', clips['folder'], '--out', out,
+                       '--overwrite', *extra)
+        assert expected in line, (out, line)
+    assert not os.path.exists(tmp_path / 'out.avi') and not os.path.exists(tmp_path / 'missing')
+    assert not [name for name in os.listdir(tmp_path) if name.startswith('.')]
+
+
 def test_ctrl_c_leaves_nothing_at_out(clips, tmp_path, capsys, monkeypatch):
     real, calls = Enhancer.tensor, []
 
