@@ -47,6 +47,24 @@ def torchrun(tmp_path, entry, name, *extra):
     return data, result
 
 
+def test_torchrun_without_cuda_says_so_once_and_refuses_batch_norm_in_one_line(tmp_path):
+    """The default --gpu_ids 0 on a machine without CUDA: one warning (not one per process) that the processes run
+    on the CPU; --norm batch, which SyncBatchNorm cannot share between CPU processes: one error line, from rank 0."""
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA')
+    _, argv = tiny_run(tmp_path, 'cpu', '--gpu_ids', '0', '--norm', 'batch')
+    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                             os.path.join(ROOT, 'train.py'), *argv], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, env=ONE_THREAD)
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    warning = 'CUDA is not available; the 2 torchrun processes run on the CPU'
+    assert len([line for line in lines if warning in line]) == 1
+    errors = [line for line in lines if line.startswith('error: ')]
+    assert errors == ['error: --norm batch under torchrun shares batch statistics between the processes through CUDA '
+                      '(SyncBatchNorm), and these run on the CPU: use --norm instance, or GPUs'], result.stderr[-3000:]
+
+
 def test_torchrun_two_cpu_processes(tmp_path):
     # Every file written atomically (checkpoints, training state, pages) ends in os.replace: log who did it.
     entry = tmp_path / 'log_writes.py'

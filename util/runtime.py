@@ -1,5 +1,6 @@
 """Where a command runs: the device that --gpu_ids asks for (CUDA, else MPS or CPU) and, under torchrun, the
 process group. Called once by each entry point after its options are parsed."""
+import os
 import sys
 
 import torch
@@ -44,6 +45,23 @@ def named_device(name, flag='--device'):
     return device
 
 
+def check_cpu_processes(opt, use_cuda):
+    """Under torchrun without CUDA: say once (rank 0) that --gpu_ids asked for GPUs the processes will not have, and
+    refuse --norm batch, whose statistics SyncBatchNorm shares over CUDA only (one line from rank 0; the other ranks
+    exit with status 1)."""
+    if use_cuda:
+        return
+    main = distributed.rank() == 0
+    if opt.gpu_ids and main:
+        print('warning: --gpu_ids %s: CUDA is not available; the %s torchrun processes run on the CPU (gloo)'
+              % (','.join(map(str, opt.gpu_ids)), os.environ.get('WORLD_SIZE')), file=sys.stderr)
+    if opt.norm == 'batch':
+        if not main:
+            raise SystemExit(1)
+        raise UserError('--norm batch under torchrun shares batch statistics between the processes through CUDA '
+                        '(SyncBatchNorm), and these run on the CPU: use --norm instance, or GPUs')
+
+
 def setup(opt):
     """Set opt.gpu_ids (the GPUs this process uses) and opt.device; under torchrun, join the process group with one
     GPU per process. Does nothing when opt.device is already set. Returns opt."""
@@ -51,6 +69,7 @@ def setup(opt):
         return opt
     if distributed.launched_by_torchrun():
         use_cuda = bool(opt.gpu_ids) and torch.cuda.is_available()
+        check_cpu_processes(opt, use_cuda)
         local_rank = distributed.init(use_cuda)
         opt.gpu_ids, opt.device = ([local_rank], 'cuda:%d' % local_rank) if use_cuda else ([], 'cpu')
     else:
