@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import os
+import re
 
 import numpy as np
 import torch
@@ -82,9 +83,17 @@ class NeRCo(NeRCoInference, PyTorchModelHubMixin):
 
     def _save_pretrained(self, save_directory):
         from safetensors.torch import save_file
+        from safetensors import SafetensorError
         state = {'%s.%s' % (name, key): value.contiguous()
                  for name, net in self.networks().items() for key, value in net.state_dict().items()}
-        save_file(state, os.path.join(save_directory, 'model.safetensors'), metadata={'format': 'pt'})
+        path = os.path.join(save_directory, 'model.safetensors')
+        try:
+            save_file(state, path, metadata={'format': 'pt'})
+        except SafetensorError as exc:  # its I/O errors (a full disk) come as this: as the OSError they are
+            code = re.search(r'code: (\d+)', str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), path) from None
 
     @classmethod
     def _load_as_safetensor(cls, model, model_file, map_location, strict):

@@ -110,6 +110,17 @@ def main(argv=None):
     check_out(args.out, args.checkpoints, args.overwrite, args.format)
     graph = deployment.from_model(load_enhancer(args.checkpoints, args.epoch).model)
     parent = os.path.dirname(os.path.abspath(args.out))
+    try:
+        write(graph, args, parent)
+    except OSError as exc:
+        raise UserError('--out %s: cannot be written in %s (%s)' % (
+            args.out, parent, exc.strerror or exc)) from None
+    print('wrote %s' % args.out)
+    return 0
+
+
+def write(graph, args, parent):
+    """The export, made in a temporary folder in parent and moved to --out when complete."""
     os.makedirs(parent, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=parent, prefix='.export-') as work:
         if args.format == 'onnx':
@@ -124,8 +135,6 @@ def main(argv=None):
             temporary = os.path.join(work, 'model')
             deployment.save_hub_folder(graph, temporary, provenance(args))
         publish(temporary, args.out)
-    print('wrote %s' % args.out)
-    return 0
 
 
 if __name__ == '__main__':

@@ -311,3 +311,41 @@ def test_a_validation_set_too_small_for_niqe_is_warned_about_at_start(tmp_path, 
     make_validation_set(val, ground_truth=False, n=1, size=(200, 100))  # one image with two blocks is enough
     Validator(opt, str(tmp_path))
     assert 'NIQE needs' not in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line_naming_the_folder(tmp_path, monkeypatch, capsys):
+    """enhance.py, test.py, evaluate.py and export.py writing to a full disk: one line naming the folder they write in
+    and why, not an OSError or SafetensorError traceback; no half-written export is left at --out."""
+    import errno
+    import safetensors
+    import safetensors.torch
+    folder = save_tiny_checkpoint(tmp_path)
+    write_image(str(tmp_path / 'data' / 'testA' / 'a.png'), (24, 20))
+    write_image(str(tmp_path / 'truth' / 'a.png'), (24, 20))
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def full_safetensors(*args, **kwargs):
+        raise safetensors.SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                                          'message: "No space left on device" })')
+
+    monkeypatch.setattr(os, 'fsync', full)
+    monkeypatch.setattr(safetensors.torch, 'save_file', full_safetensors)
+    out = tmp_path / 'out'
+    commands = {
+        'enhance.py': (enhance_script.main, [str(tmp_path / 'data' / 'testA'), '--checkpoints', folder, '--out',
+                                             str(out)], str(out)),
+        'test.py': (test_script.main, ['--dataroot', str(tmp_path / 'data'), '--name', 'tiny', '--checkpoints_dir',
+                                       str(tmp_path / 'saves'), '--results_dir', str(tmp_path / 'results'), *TINY,
+                                       '--preprocess', 'none'], str(tmp_path / 'results' / 'tiny' / 'test_latest')),
+        'evaluate.py': (evaluate_script.main, [str(tmp_path / 'data' / 'testA'), '--gt', str(tmp_path / 'truth'),
+                                               '--no_lpips', '--no_niqe'], str(tmp_path / 'data' / 'testA')),
+        'export.py': (load_script('scripts/export.py').main, ['--checkpoints', folder, '--format', 'safetensors',
+                                                              '--out', str(tmp_path / 'hub')],
+                      '--out %s: cannot be written in %s' % (tmp_path / 'hub', tmp_path)),
+    }
+    for name, (main, argv, where) in commands.items():
+        line = refused(capsys, main, *argv)
+        assert where in line and "No space left on device" in line, (name, line)
+    assert not os.path.exists(tmp_path / 'hub') and not [n for n in os.listdir(tmp_path) if n.startswith('.')]

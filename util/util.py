@@ -1,11 +1,15 @@
 """The user-facing error and the one way every command reports it; atomic file writes; strict JSON; the class
 registry."""
+import errno
 import functools
 import importlib
 import json
 import math
 import os
 import tempfile
+
+
+FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # errors of writing, not of the command
 
 
 class UserError(Exception):
@@ -20,14 +24,21 @@ def one_line(error):
 
 
 def command(main):
-    """Decorator for the main(argv) of every command (train.py, test.py, scripts/*.py): a UserError ends the
-    command with one line 'error: ...' on stderr and exit status 1, never a traceback."""
+    """Decorator for the main(argv) of every command (train.py, test.py, scripts/*.py): a UserError, or a disk
+    that is full or read-only, ends the command with one line 'error: ...' on stderr and exit status 1, never a
+    traceback."""
     @functools.wraps(main)
     def run(argv=None):
         try:
             return main(argv)
         except UserError as exc:
             raise SystemExit('error: ' + one_line(exc)) from None
+        except OSError as exc:
+            if exc.errno not in FULL_OR_READ_ONLY:
+                raise
+            where = os.path.dirname(os.path.abspath(exc.filename)) if exc.filename else 'an output folder'
+            raise SystemExit('error: cannot write in %s: %s; free some space there or choose another output folder'
+                             % (where, exc.strerror)) from None
     return run
 
 
@@ -68,6 +79,11 @@ def write_temporary(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+    except OSError as exc:
+        os.remove(tmp)
+        if exc.filename is None:  # a failed write names no file: name the one being written
+            raise OSError(exc.errno, exc.strerror, path) from None
+        raise
     except BaseException:
         os.remove(tmp)
         raise
