@@ -160,3 +160,23 @@ def test_a_logger_failing_during_the_run_warns_once_and_training_goes_on(tmp_pat
     assert err.count('warning: TensorBoard logging failed (OSError: [Errno 28] No space left on device); training '
                      'goes on without it') == 1
     assert os.path.isfile(tmp_path / 'saves' / 'run' / 'latest_net_G_A.pth')
+
+
+def test_a_tensorboard_folder_deleted_during_the_run_is_made_again(tmp_path, monkeypatch, capsys):
+    """Deleting <run>/tensorboard/ while training used to kill the event writer's thread with a traceback, and
+    nothing more was logged; the folder is made again, with a warning, and the curves go on."""
+    import shutil
+    import threading
+    crashed = []
+    monkeypatch.setattr(threading, 'excepthook', crashed.append)
+    folder = str(tmp_path / 'tensorboard')
+    board = loggers.TensorBoard(folder, None)
+    board.scalars({'loss/G_A': 1.0}, 1)
+    board.writer.flush()
+    shutil.rmtree(folder)
+    board.scalars({'loss/G_A': 2.0}, 2)
+    board.close()
+    assert not crashed and 'was deleted during the run; made it again' in capsys.readouterr().err
+    events = EventAccumulator(folder)
+    events.Reload()
+    assert [event.step for event in events.Scalars('loss/G_A')] == [2]

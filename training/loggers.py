@@ -24,13 +24,24 @@ class TensorBoard:
 
     def __init__(self, folder, resume_step):
         from torch.utils.tensorboard import SummaryWriter
+        self.folder = folder
         self.writer = SummaryWriter(folder, purge_step=resume_step, flush_secs=30)
 
+    def present(self):
+        """Make the folder again if it was deleted during the run (its writer thread would die on the next event,
+        and nothing more would be logged)."""
+        if not os.path.isdir(self.folder):
+            os.makedirs(self.folder)
+            print('warning: TensorBoard\'s folder %s was deleted during the run; made it again, and the curves go on '
+                  'from here' % self.folder, file=sys.stderr)
+
     def scalars(self, values, step):
+        self.present()
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
 
     def images(self, images, step):
+        self.present()
         for name, image in images.items():
             self.writer.add_image('visuals/' + name, image, step, dataformats='HWC')
 
@@ -39,6 +50,7 @@ class TensorBoard:
         self.writer.add_text('options', '| option | value |\n|---|---|\n' + rows)
 
     def finish(self, opt, best, step):
+        self.present()
         if best:
             self.writer.add_hparams(plain_options(opt), {'best/' + best['metric']: best['value']}, run_name='.',
                                     global_step=step)
