@@ -186,13 +186,21 @@ class Writer:
 
 class FrameBatches:
     """Enhances frames in batches of batch_size and hands each output, in order and with its timestamp, to write.
-    A frame that could not be decoded (image None) repeats the previous enhanced frame."""
+    A frame that could not be decoded (image None) repeats the previous enhanced frame; a frame of another size than
+    the first is refused (the output stream has one size)."""
 
     def __init__(self, enhance, batch_size, write):
         self.enhance, self.batch_size, self.write = enhance, batch_size, write
-        self.pending, self.previous, self.count = [], None, 0
+        self.pending, self.previous, self.count, self.size = [], None, 0, None
 
     def add(self, image, pts, time_base):
+        if image is not None:
+            self.size = self.size or image.shape[:2]
+            if image.shape[:2] != self.size:
+                raise UserError('the frame at %.3f s is %dx%d where the video began at %dx%d: the output keeps one '
+                                'size; cut the video where its size changes and enhance each part'
+                                % (float(pts * time_base) if pts is not None else float('nan'), image.shape[1],
+                                   image.shape[0], self.size[1], self.size[0]))
         self.pending.append((image, pts, time_base))
         if len(self.pending) == self.batch_size:
             self.flush()

@@ -390,6 +390,22 @@ def test_a_full_disk_leaves_nothing_at_out(clips, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_frame_size_that_changes_mid_stream_is_refused_at_any_batch_size():
+    """The output stream keeps one size: a frame of another size is refused in one line naming its time and both
+    sizes (it used to be stretched with --batch_size 1, and a traceback with larger batches); nothing of it is
+    enhanced or written."""
+    from fractions import Fraction
+    for batch_size in (1, 4):
+        written, seen = [], []
+        batches = enhance_video.FrameBatches(lambda frames: seen.append(len(frames)) or frames, batch_size,
+                                             lambda image, pts, time_base: written.append(pts))
+        for pts in range(3):
+            batches.add(np.zeros((20, 32, 3), np.uint8), pts, Fraction(1, 25))
+        with pytest.raises(UserError, match=r'the frame at 0\.120 s is 48x30 where the video began at 32x20'):
+            batches.add(np.zeros((30, 48, 3), np.uint8), 3, Fraction(1, 25))
+        assert len(written) == sum(seen) == (3 if batch_size == 1 else 0), batch_size
+
+
 def test_a_corrupt_frame_is_named_and_replaced_by_the_previous_one(clips, tmp_path, capsys):
     source = corrupt_clip(tmp_path / 'corrupt.mkv')
     out = tmp_path / 'out.mkv'
