@@ -42,11 +42,11 @@ class Settings:
 
 def prepare(net, opt):
     """net as the options ask it to run: NHWC weights with --channels_last, and always for inference on the CPU,
-    where oneDNN computes faster in that layout (convolutions then pass the layout on to their outputs); the blocks that declare `recompute` (ResNet blocks) recompute their activations in the backward
-    pass with --activation_checkpointing (training only); compiled in place with --compile (its state_dict keys stay
-    those of the eager network); under torchrun SyncBatchNorm for --norm batch and, for training,
-    DistributedDataParallel; DataParallel over --gpu_ids 0,1,... in one process (the options refuse it with
-    --compile)."""
+    where oneDNN computes faster in that layout (convolutions then pass the layout on to their outputs); the blocks
+    that declare `recompute` (ResNet blocks) recompute their activations in the backward pass with
+    --activation_checkpointing (training only); compiled in place with --compile (its state_dict keys stay those of
+    the eager network); under torchrun SyncBatchNorm for --norm batch and, for training, DistributedDataParallel;
+    DataParallel over --gpu_ids 0,1,... in one process (the options refuse it with --compile)."""
     if opt.channels_last or not opt.isTrain and all(p.device.type == 'cpu' for p in net.parameters()):
         net = net.to(memory_format=torch.channels_last)
     for block in net.modules():

@@ -19,7 +19,6 @@ from helpers import (TINY, fake_alexnet, image_pair, load_script, make_dataset_f
                      write_image)
 from metrics import scores as metrics
 from metrics.evaluation import column_means, evaluate
-from models.NeRCo_model import NeRCoModel
 from models.nerco import Enhanced, NeRCoInference
 from util.util import UserError
 

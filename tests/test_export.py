@@ -252,7 +252,7 @@ def test_out_never_replaces_the_folders_that_hold_the_input(tmp_path, monkeypatc
         assert 'would replace or lie inside the input' in line, (checkpoints, out, line)
     assert sorted(os.listdir(run)) == before and sorted(os.listdir(tmp_path / 'saves')) == ['tiny']
     with pytest.raises(UserError, match='would replace or lie inside the input'):
-        load_script('scripts/export.py').check_out(os.sep, 'saves/tiny', True, 'onnx')  # the root, checked without a run
+        load_script('scripts/export.py').check_out(os.sep, 'saves/tiny', True, 'onnx')  # the root, without a run
 
 
 def test_u_net_generators_enhance_any_size_and_export(tmp_path):
@@ -293,8 +293,10 @@ def test_overwrite_replaces_only_an_earlier_export(exported, tmp_path, monkeypat
     text = tmp_path / 'text.onnx'
     text.write_text('mine')
     os.symlink(hub, tmp_path / 'link')
-    cases = {'mixed': ('safetensors', 'a folder holding notes.txt'), 'other': ('safetensors', 'a folder holding a.txt'),
-             'hub': ('onnx', 'a Hub folder, not an ONNX file'), 'nerco.onnx': ('safetensors', 'an ONNX file, not a Hub'),
+    cases = {'mixed': ('safetensors', 'a folder holding notes.txt'),
+             'other': ('safetensors', 'a folder holding a.txt'),
+             'hub': ('onnx', 'a Hub folder, not an ONNX file'),
+             'nerco.onnx': ('safetensors', 'an ONNX file, not a Hub'),
              'text.onnx': ('onnx', 'a file that is not an ONNX model'), 'link': ('safetensors', 'a link')}
     before = {path: sorted(os.listdir(path)) for path in (hub, mixed, other)}
     for name, (fmt, words) in cases.items():
