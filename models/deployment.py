@@ -2,6 +2,7 @@
 enhanced image in [0, 1] (any size: the padding happens inside), exported to ONNX, and its weights as safetensors
 in the Hugging Face Hub layout (config.json, model.safetensors, README.md) through huggingface_hub's mixin."""
 import contextlib
+import copy
 import io
 import json
 import os
@@ -9,6 +10,7 @@ import re
 
 import numpy as np
 import torch
+import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin
 
 from util.util import UserError
@@ -153,10 +155,17 @@ def load_hub_folder(folder):
         raise UserError('%s: not a NeRCo config (%s)' % (config, exc)) from None
 
 
-def export_onnx(graph, path):
+def export_onnx(graph, path, batch_statistics=False):
     """Write graph as an ONNX file with dynamic batch, height and width (torch.onnx's dynamo exporter), check it
-    with onnx.checker and return onnxruntime's largest difference from PyTorch on a test batch."""
+    with onnx.checker and return onnxruntime's largest difference from PyTorch on a test batch. With
+    batch_statistics, batch norms (--norm batch) normalise with each batch's own statistics, as the official test.py
+    does without --eval (and every backend here does by default); otherwise with their running statistics."""
     import onnx
+    if batch_statistics:
+        graph = copy.deepcopy(graph)
+        for norm in graph.modules():
+            if isinstance(norm, nn.BatchNorm2d):  # without running statistics, batch norms use the batch's own
+                norm.running_mean = norm.running_var = None
     dims = {0: torch.export.Dim('batch'), 2: torch.export.Dim('height'), 3: torch.export.Dim('width')}
     example = torch.rand(*CHECK_SIZE, generator=torch.Generator().manual_seed(0))
     program = torch.onnx.export(graph, (example,), dynamo=True, input_names=[ONNX_INPUT],

@@ -104,7 +104,14 @@ def main(argv=None):
     parser.add_argument('--out', required=True, help='the .onnx file, or the folder for the safetensors layout')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an earlier export at --out (an ONNX file, a Hub folder; nothing else)')
+    parser.add_argument('--eval', action='store_true',
+                        help='ONNX of a --norm batch model: normalise with the running statistics (test.py --eval); '
+                             "by default with each batch's own, as test.py and load_enhancer do. A Hub folder keeps "
+                             'both; its users choose (load_enhancer(..., eval=True))')
     args = parser.parse_args(argv)
+    if args.eval and args.format != 'onnx':
+        parser.error('--eval chooses the statistics an ONNX graph normalises with; a Hub folder keeps both (give '
+                     '--format onnx, or leave out --eval)')
     if not os.path.isdir(args.checkpoints):
         raise UserError('--checkpoints %s: no such folder' % args.checkpoints)
     check_out(args.out, args.checkpoints, args.overwrite, args.format)
@@ -125,7 +132,7 @@ def write(graph, args, parent):
     with tempfile.TemporaryDirectory(dir=parent, prefix='.export-') as work:
         if args.format == 'onnx':
             temporary = os.path.join(work, 'model.onnx')
-            difference = deployment.export_onnx(graph, temporary)
+            difference = deployment.export_onnx(graph, temporary, batch_statistics=not args.eval)
             print('onnxruntime vs PyTorch on a %s batch: largest difference %.3g' % ('x'.join(
                 map(str, deployment.CHECK_SIZE)), difference))
             if not difference <= TOLERANCE:

@@ -255,6 +255,38 @@ def test_out_never_replaces_the_folders_that_hold_the_input(tmp_path, monkeypatc
         load_script('scripts/export.py').check_out(os.sep, 'saves/tiny', True, 'onnx')  # the root, without a run
 
 
+def test_batch_norm_follows_one_rule_in_every_backend(tmp_path):
+    """--norm batch: load_enhancer, enhance.py and the ONNX export normalise with each batch's own statistics, as the
+    official test.py does without --eval; --eval (eval=True, enhance.py --options --eval, export.py --eval) with the
+    running ones, in every backend alike. The export's check compares with what the checkpoint gives."""
+    options = TrainOptions()
+    opt = train_options(tmp_path, '--name', 'bn', '--ngf', '8', '--ndf', '8', '--norm', 'batch', options=options)
+    torch.manual_seed(0)
+    model = build_model(opt)
+    for name in ('G_A', 'Pre', 'H'):
+        for norm in getattr(model, 'net' + name).modules():
+            if isinstance(norm, torch.nn.BatchNorm2d):
+                norm.running_mean.uniform_(-0.5, 0.5)
+                norm.running_var.uniform_(0.5, 2)
+    model.save_networks('latest')
+    options.save(opt, model.save_dir)
+    photo = (images((1, 3, 29, 34))[0].permute(1, 2, 0) * 255).to(torch.uint8).numpy()
+    expected = {False: load_enhancer(model.save_dir)(photo), True: load_enhancer(model.save_dir, eval=True)(photo)}
+    assert np.abs(expected[True].astype(int) - expected[False]).max() > 20  # the two rules differ
+    script = load_script('scripts/export.py')
+    for running in (False, True):
+        onnx_file = str(tmp_path / ('eval.onnx' if running else 'batch.onnx'))
+        assert script.main(['--checkpoints', model.save_dir, '--format', 'onnx', '--out', onnx_file]
+                           + ['--eval'] * running) == 0
+        assert np.abs(load_enhancer(onnx_file)(photo).astype(int) - expected[running]).max() <= 1, running
+        Image.fromarray(photo).save(tmp_path / 'photo.png')
+        enhance_script = load_script('scripts/enhance.py')
+        out = tmp_path / ('enhanced_eval' if running else 'enhanced')
+        assert enhance_script.main([str(tmp_path / 'photo.png'), '--checkpoints', model.save_dir, '--out', str(out)]
+                                   + ['--options', '--eval'] * running) == 0
+        assert np.array_equal(np.asarray(Image.open(out / 'photo.png')), expected[running]), running
+
+
 def test_u_net_generators_enhance_any_size_and_export(tmp_path):
     """--netG unet_128 / unet_256 (official options) need sides that are multiples of 128 / 256: the inference module
     pads to them (at 48x48 the U-Net's innermost level would be 1x1, and at 37x50 its skip connections would not
