@@ -12,7 +12,6 @@ model card README.md, the Hugging Face Hub layout (load_enhancer, scripts/enhanc
 import argparse
 import datetime
 import os
-import shutil
 import sys
 import tempfile
 
@@ -70,13 +69,20 @@ def earlier_export(path):
 
 
 def publish(temporary, out):
-    """Move the finished export into place (replacing what --overwrite allowed), with the modes the umask gives."""
+    """Move the finished export into place, with the modes the umask gives. What --overwrite allowed to replace is
+    moved aside first (into the temporary export's folder) and deleted only once the new export is in place, so a
+    failure on the way leaves the earlier export where it was."""
     follow_umask(temporary)
-    if os.path.isdir(out) and not os.path.islink(out):
-        shutil.rmtree(out)
-    elif os.path.lexists(out):
-        os.remove(out)
-    os.replace(temporary, out)
+    earlier = None
+    if os.path.lexists(out):
+        earlier = os.path.join(os.path.dirname(temporary), 'earlier')
+        os.replace(out, earlier)
+    try:
+        os.replace(temporary, out)
+    except OSError:
+        if earlier:
+            os.replace(earlier, out)
+        raise
 
 
 def provenance(args):

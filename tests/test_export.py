@@ -343,6 +343,30 @@ def test_overwrite_replaces_only_an_earlier_export(exported, tmp_path, monkeypat
     assert json.loads((hub / 'config.json').read_text())['ngf'] == 8
 
 
+def test_an_overwrite_that_fails_on_the_way_keeps_the_earlier_export(exported, tmp_path, monkeypatch, capsys):
+    """The earlier export is moved aside, not deleted, until the new one is in place: a failure in between (a full
+    disk) puts it back as it was."""
+    import errno
+    import shutil
+    save_tiny_checkpoint(tmp_path)
+    hub = tmp_path / 'hub'
+    shutil.copytree(exported['hub'], hub)
+    before = {name: (hub / name).read_bytes() for name in os.listdir(hub)}
+    real_replace = os.replace
+
+    def failing(source, target, *args, **kwargs):
+        if os.path.basename(str(source)) == 'model':  # the new export, on its way to --out
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, 'replace', failing)
+    line = refused(capsys, load_script('scripts/export.py').main, '--checkpoints', str(tmp_path / 'saves' / 'tiny'),
+                   '--format', 'safetensors', '--out', str(hub), '--overwrite')
+    assert 'No space left on device' in line
+    assert {name: (hub / name).read_bytes() for name in os.listdir(hub)} == before
+    assert not [name for name in os.listdir(tmp_path) if name.startswith('.')]
+
+
 def test_the_hub_folder_keeps_the_generator_it_was_trained_with(tmp_path):
     """A run with --netG resnet_6blocks exported and loaded again: config.json names the generator, and the loaded
     module is that generator with its weights (any other would not take them, or would enhance differently)."""
