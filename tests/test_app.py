@@ -51,9 +51,11 @@ def served(tmp_path_factory):
 def serve(folder, *flags, env=None):
     """(process, URL) of app.py serving the checkpoints in folder, once it answers."""
     port = free_port()
+    # Ctrl-C acts as in a terminal, also when the tests run in a background job (whose processes ignore it)
     server = subprocess.Popen([sys.executable, os.path.join(ROOT, 'app.py'), '--checkpoints', folder, '--port',
                                str(port), '--max_pixels', str(MAX_PIXELS), *flags], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     url = 'http://127.0.0.1:%d/' % port
     deadline = time.time() + 120
     while True:
