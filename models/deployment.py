@@ -113,10 +113,7 @@ class NeRCo(NeRCoInference, PyTorchModelHubMixin):
         unknown = [k for k in state if k.split('.', 1)[0] not in NETWORKS]
         if unknown:
             raise UserError('%s: unexpected key %s (not of %s)' % (model_file, unknown[0], ', '.join(NETWORKS)))
-        model.to(map_location)
-        if str(map_location).startswith('cpu'):
-            model.to(memory_format=torch.channels_last)  # as the CPU runs inference fastest (models/execution.py)
-        return model.eval()
+        return execution.on_the_cpu(model.to(map_location)).eval()
 
 
 def from_model(model):

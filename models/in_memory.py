@@ -63,6 +63,7 @@ class InMemory:
             bands.append(compute(padded[:, :, top:top + rows + 2].clone(memory_format=layout), common))
         return torch.cat(bands, dim=2)
 
+
 CHUNK_PIXELS = 1 << 16  # the NRN's 256-channel hidden layers for this many pixels at a time take 200 MB in float32
 IN_MEMORY = InMemory(CHUNK_PIXELS)
 ONE_PASS = InMemory(None)

@@ -44,8 +44,10 @@ def recorded_options(folder):
     """{flag: value} of the run in folder (record_path; from train_opt.txt values as text); empty when it recorded
     none."""
     path = record_path(folder)
-    if path is None or path.endswith('.txt'):
-        return read_text_options(path) if path else {}
+    if path is None:
+        return {}
+    if path.endswith('.txt'):
+        return read_text_options(path)
     values = read_json(path, 'fix it from train_opt.txt beside it, or delete it to use train_opt.txt')
     if not isinstance(values, dict):
         raise UserError('%s: not the options of a run (a JSON object of flags); fix or delete it' % path)

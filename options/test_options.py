@@ -2,7 +2,7 @@
 import argparse
 import dataclasses
 
-from models.execution import Settings
+from models.execution import Settings, tile_problem
 from .base_options import BaseOptions
 from .recorded import ARCHITECTURE_FLAGS
 
@@ -37,14 +37,13 @@ class TestOptions(BaseOptions):
 
     def check(self, parser, opt):
         BaseOptions.check(self, parser, opt)
-        if opt.tile < 0:
-            parser.error('--tile %d: give the band size in pixels (e.g. 512), or 0 to compute in memory' % opt.tile)
         if not 0 < opt.aspect_ratio < float('inf'):
             parser.error('--aspect_ratio %g: give a positive factor (1 keeps images as they are)' % opt.aspect_ratio)
         if not opt.num_test >= 1:
             parser.error('--num_test %g: give a number of images, 1 or more (default: all)' % opt.num_test)
-        if opt.tile and opt.compile:
-            parser.error('--tile computes layer by layer outside the compiled networks: leave out --compile')
+        problem = tile_problem(opt.tile, opt.compile)
+        if problem:
+            parser.error(problem)
 
 
 def passed_on(argv):

@@ -11,6 +11,7 @@ exactly as test.py enhances it as an image. The output is written
 under a temporary name beside --out and renamed when complete.
 """
 import argparse
+import contextlib
 import itertools
 import os
 import sys
@@ -70,6 +71,22 @@ def pixel_format(codec, width, height):
     return formats[0]
 
 
+@contextlib.contextmanager
+def trial_file(args):
+    """The path of a new empty file beside --out, with its extension, for a trial of the container; removed after.
+    A folder that takes no files is one line."""
+    folder = os.path.dirname(os.path.abspath(args.out))
+    try:
+        fd, trial = tempfile.mkstemp(prefix='.trial.', suffix=os.path.splitext(args.out)[1], dir=folder)
+    except OSError as exc:
+        raise UserError('--out %s: cannot write in %s (%s)' % (args.out, folder, exc.strerror)) from None
+    os.close(fd)
+    try:
+        yield trial
+    finally:
+        os.remove(trial)
+
+
 def plan_output(args):
     """Check --out before the model loads and settle what it will hold: its folder must exist and take files, its
     extension must name a container, and --codec (by default libx264, or the container's own video codec where it
@@ -80,12 +97,7 @@ def plan_output(args):
         raise UserError('--out %s: the folder %s does not exist; create it or choose another --out'
                         % (args.out, folder))
     ext = os.path.splitext(args.out)[1]
-    try:
-        fd, trial = tempfile.mkstemp(prefix='.trial.', suffix=ext, dir=folder)
-    except OSError as exc:
-        raise UserError('--out %s: cannot write in %s (%s)' % (args.out, folder, exc.strerror)) from None
-    os.close(fd)
-    try:
+    with trial_file(args) as trial:
         try:
             container = av.open(trial, 'w')
         except ValueError:
@@ -101,8 +113,6 @@ def plan_output(args):
             elif args.codec not in holds:
                 raise UserError('--codec %s: a %s file cannot hold it; leave --codec out (the container\'s own: %s) '
                                 'or choose another --out' % (args.codec, ext, container.default_video_codec))
-    finally:
-        os.remove(trial)
     args.copies = set()
     with open_video(args.input) as (source, video):
         for stream in source.streams:
@@ -122,25 +132,21 @@ def check_timing(args, trial_frames=8):
     """Refuse --out's container when it does not keep each frame's time (AVI, MPEG-PS...): a trial encode of black
     frames at the times of the input's first frames, beside --out, read back and compared, before the model
     loads."""
-    folder = os.path.dirname(os.path.abspath(args.out))
-    fd, trial = tempfile.mkstemp(prefix='.trial.', suffix=os.path.splitext(args.out)[1], dir=folder)
-    os.close(fd)
-    try:
-        with av.open(args.input) as source:
-            writer = Writer(trial, source, args, None, copies=())
-            packets = (p for p in source.demux(source.streams.video[0]) if p.pts is not None)
-            times = sorted((p.pts, p.time_base) for p in itertools.islice(packets, trial_frames))
-            black = np.zeros((writer.video.height, writer.video.width, 3), np.uint8)
-            for pts, time_base in times:
-                writer.write(black, pts, time_base)
-            writer.close()
-        with av.open(trial) as written:
-            kept = sorted(float(f.pts * f.time_base) for f in written.decode(written.streams.video[0]))
-    except av.error.FFmpegError as exc:
-        raise UserError('--out %s: a %s file cannot take this video (%s); use e.g. .mp4 or .mkv'
-                        % (args.out, os.path.splitext(args.out)[1], exc.strerror or exc)) from None
-    finally:
-        os.remove(trial)
+    with trial_file(args) as trial:
+        try:
+            with av.open(args.input) as source:
+                writer = Writer(trial, source, args, None, copies=())
+                packets = (p for p in source.demux(source.streams.video[0]) if p.pts is not None)
+                times = sorted((p.pts, p.time_base) for p in itertools.islice(packets, trial_frames))
+                black = np.zeros((writer.video.height, writer.video.width, 3), np.uint8)
+                for pts, time_base in times:
+                    writer.write(black, pts, time_base)
+                writer.close()
+            with av.open(trial) as written:
+                kept = sorted(float(f.pts * f.time_base) for f in written.decode(written.streams.video[0]))
+        except av.error.FFmpegError as exc:
+            raise UserError('--out %s: a %s file cannot take this video (%s); use e.g. .mp4 or .mkv'
+                            % (args.out, os.path.splitext(args.out)[1], exc.strerror or exc)) from None
     wanted = sorted(float(pts * time_base) for pts, time_base in times)
     if len(kept) != len(wanted) or not np.allclose(kept, wanted, atol=0.011):  # GIF keeps centiseconds
         raise UserError('--out %s: a %s file does not keep the frames\' times (%s s written, %s s read back); use '

@@ -79,13 +79,10 @@ def write_temporary(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
-    except OSError as exc:
+    except BaseException as exc:
         os.remove(tmp)
-        if exc.filename is None:  # a failed write names no file: name the one being written
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write names no file: the one being written
             raise OSError(exc.errno, exc.strerror, path) from None
-        raise
-    except BaseException:
-        os.remove(tmp)
         raise
     return tmp
 
