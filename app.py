@@ -6,14 +6,19 @@ enhanced version on a before/after slider, download the outputs as PNG files at 
 
 It listens on 127.0.0.1 unless --host says otherwise, opens no share link unless --share, and sends no analytics.
 One model is held in memory and one photo set is enhanced at a time; later requests wait in a queue, and the page
-shows their place in it. --checkpoints takes what scripts/enhance.py takes (a run's folder, a Hub-layout folder,
+shows their place in it and how long they have waited (no estimate of the time left: it depends on the sizes of the
+photos ahead), and the running one which photo of how many it is on. A job whose page is closed stops at its next
+layer. --checkpoints takes what scripts/enhance.py takes (a run's folder, a Hub-layout folder,
 an ONNX file).
 """
 import argparse
+import collections
 import os
+import shutil
 import signal
 import sys
 import tempfile
+import threading
 
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
 
@@ -24,7 +29,7 @@ from PIL import Image  # noqa: E402
 
 from enhancer import load_enhancer  # noqa: E402
 from models.execution import AMP_MODES  # noqa: E402
-from models.inference import Enhancer, out_of_memory  # noqa: E402
+from models.inference import Enhancer, OnnxEnhancer, out_of_memory  # noqa: E402
 from util.images import find_images, load_rgb  # noqa: E402
 from util.util import UserError, command  # noqa: E402
 
@@ -33,13 +38,35 @@ TILE_CHOICES = ('auto', 'on', 'off')
 NO_PHOTO = 'Upload a photo first: drop it on "Low-light photos", or pick an example.'
 
 
+class PageClosed(Exception):
+    """Raised inside the computation of a request whose page has been closed."""
+
+
 class Photos:
     """Enhances uploaded photos with one model: checks their size, tiles large ones, and turns every failure into a
-    message on the page (gr.Error) so that the next request works."""
+    message on the page (gr.Error) so that the next request works. A request whose page closes (page_closed) stops
+    at the next layer or band of its computation."""
 
     def __init__(self, enhancer, max_pixels, tile_above, folder):
-        self.enhancer, self.max_pixels, self.tile_above, self.folder = enhancer, max_pixels, tile_above, folder
-        self.tiled = Enhancer(enhancer.model, TILE_BAND) if isinstance(enhancer, Enhancer) else None
+        self.max_pixels, self.tile_above, self.folder = max_pixels, tile_above, folder
+        self.session, self.closed = None, threading.Event()
+        if isinstance(enhancer, Enhancer):
+            enhancer = Enhancer(enhancer.model, 0, enhancer.hint, self.check)
+            self.tiled = Enhancer(enhancer.model, TILE_BAND, enhancer.hint, self.check)
+        else:
+            self.tiled = None
+        self.enhancer = enhancer
+
+    def check(self):
+        if self.closed.is_set():
+            raise PageClosed
+
+    def page_closed(self, request: gr.Request):
+        """The page of request was closed (its heartbeat ended): its running request, if any, stops."""
+        if request.session_hash == self.session:
+            self.closed.set()
+            if isinstance(self.enhancer, OnnxEnhancer):  # which runs its graph whole, with no step between layers
+                self.enhancer.interrupt()
 
     def read(self, path):
         name = os.path.basename(path)
@@ -76,17 +103,34 @@ class Photos:
             raise gr.Error('out of %s memory at %dx%d; choose tiling "on" or a smaller photo'
                            % (device, photo.shape[1], photo.shape[0])) from None
 
-    def __call__(self, paths, tile='auto', precision='none'):
+    def __call__(self, paths, tile='auto', precision='none', request: gr.Request = None, progress=gr.Progress()):
         """(before/after pair of the first photo, gallery of (output, caption), output PNG paths, the before/after
         pairs of all) for the uploaded photo paths. Each photo gets its own output, whatever names they share; the
         "before" images are PNG copies, which every browser shows (TIFF, for one, not)."""
         if not paths:
             gr.Warning(NO_PHOTO)
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        pairs, gallery, taken = [], [], set()
+        self.session = request.session_hash if request else None
+        self.closed.clear()
         folder = tempfile.mkdtemp(dir=self.folder)
-        for path in paths:
+        try:
+            return self.enhance_all(paths, tile, precision, folder, progress)
+        except BaseException:  # the request's outputs so far are deleted, whatever stopped it
+            shutil.rmtree(folder)
+            if not self.closed.is_set():
+                raise
+            print('stopped a request of %d photo(s): its page was closed' % len(paths), flush=True)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        finally:
+            self.session = None
+
+    def enhance_all(self, paths, tile, precision, folder, progress):
+        pairs, gallery, taken = [], [], set()
+        for index, path in enumerate(paths):
+            self.check()
             photo = self.read(path)
+            progress((index, len(paths)), desc='%s, %dx%d' % (os.path.basename(path), photo.shape[1], photo.shape[0]),
+                     unit='photos done')
             enhanced = self.enhance_one(photo, tile, precision)
             stem = name = os.path.splitext(os.path.basename(path))[0]
             number = 1
@@ -105,6 +149,15 @@ class Photos:
 def compare(pairs, selection: gr.SelectData):
     """The before/after pair of the photo picked in the gallery (of the request that made the gallery)."""
     return pairs[selection.index] if selection.index < len(pairs) else gr.skip()
+
+
+class NoEstimate(collections.defaultdict):
+    """Gradio's record of each event's mean run time, which it would show a waiting request as its time left: untrue
+    here, where a request's time grows with its photos' pixels (a 1x1 photo waiting behind a 40-megapixel one would
+    read "0.3 s"). Kept but not offered, the page shows a request's place in the queue and time waited instead."""
+
+    def __contains__(self, fn):
+        return False
 
 
 def build(photos, examples, on_gpu, model):
@@ -136,6 +189,9 @@ def build(photos, examples, on_gpu, model):
         run.click(photos, [uploads, tile, precision], [slider, gallery, downloads, pairs], api_name='enhance').then(
             lambda shown: gr.update(visible=len(shown or []) > 1), pairs, gallery, api_visibility='private')
         gallery.select(compare, pairs, slider, api_visibility='private')
+        page.unload(photos.page_closed)
+    page.queue(default_concurrency_limit=1)
+    page._queue.process_time_per_fn = NoEstimate(page._queue.process_time_per_fn.default_factory)
     return page
 
 
@@ -179,7 +235,6 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix='nerco_app_') as folder:
         photos = Photos(enhancer, args.max_pixels, args.tile_above, folder)
         page = build(photos, examples, args.device.startswith('cuda'), '%s, epoch %s' % (args.checkpoints, args.epoch))
-        page.queue(default_concurrency_limit=1)
         page.launch(server_name=args.host, server_port=args.port, share=args.share, allowed_paths=[folder],
                     footer_links=['api'], quiet=True, prevent_thread_lock=True)
         note = ('; public link: %s' % page.share_url if args.share else

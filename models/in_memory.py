@@ -7,23 +7,25 @@ from torch.utils.checkpoint import checkpoint
 
 class InMemory:
     """Runs a network's description on whole tensors (N, C, H, W). band_pixels bounds the rows the NRN's decoder
-    renders at once (None: one pass, as an exported graph does)."""
+    renders at once (None: one pass, as an exported graph does); step, if given, is called after each layer of a
+    sequence and each band, and may raise to stop the computation (the web demo stops a job whose page closed)."""
 
-    def __init__(self, band_pixels):
-        self.band_pixels = band_pixels
+    def __init__(self, band_pixels, step=None):
+        self.band_pixels, self.step = band_pixels, step
 
     def network(self, net, x):
         """net's output for x, called as a module (wrappers, hooks and compilation apply)."""
         return net(x, self)
 
-    @staticmethod
-    def sequential(layers, x, recompute=False):
+    def sequential(self, layers, x, recompute=False):
         """layers applied in turn; with recompute, training keeps only x and recomputes the rest in the backward
         pass (--activation_checkpointing)."""
         if recompute and torch.is_grad_enabled():
             return checkpoint(layers, x, use_reentrant=False)
         for layer in layers:
             x = layer(x)
+            if self.step:
+                self.step()
         return x
 
     @staticmethod
@@ -61,6 +63,8 @@ class InMemory:
         bands = []
         for top in range(0, height, rows):
             bands.append(compute(padded[:, :, top:top + rows + 2].clone(memory_format=layout), common))
+            if self.step:
+                self.step()
         return torch.cat(bands, dim=2)
 
 

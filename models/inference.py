@@ -94,10 +94,10 @@ class InferenceModel:
 class Enhancer(ImageEnhancer):
     """Enhances with model's inference module (a NeRCoModel, for testing or in training, or an InferenceModel).
     tile > 0 computes out of core (--tile); hint is what the out-of-GPU-memory line suggests, in the flags of the
-    command at hand."""
+    command at hand; step, if given, is called after each layer and band and may raise to stop (models/nerco.py)."""
 
-    def __init__(self, model, tile=0, hint=HINT):
-        self.model, self.tile, self.hint = model, tile, hint
+    def __init__(self, model, tile=0, hint=HINT, step=None):
+        self.model, self.tile, self.hint, self.step = model, tile, hint, step
         self.device = model.device
 
     def tensor(self, real_A):
@@ -108,7 +108,7 @@ class Enhancer(ImageEnhancer):
             if opt.compile and not x.is_inference():
                 x = x.clone()  # an inference tensor, as a padded input is, so that both share one compiled graph
             execution.mark_step(opt)
-            return self.model.inference.enhance(x, self.tile).fake_B
+            return self.model.inference.enhance(x, self.tile, step=self.step).fake_B
 
     @contextlib.contextmanager
     def evaluating(self):
@@ -129,7 +129,15 @@ class OnnxEnhancer(ImageEnhancer):
     def __init__(self, path, device='cpu'):
         from .deployment import onnx_session  # huggingface_hub and onnx, only for exported models
         self.session = onnx_session(path, device)
+        self.run_options = None
 
     def tensor(self, real_A):
+        import onnxruntime  # onnx_session has checked it is installed
         image = ((real_A.float().cpu() + 1) / 2).numpy()
-        return torch.from_numpy(self.session.run(None, {'image': image})[0]) * 2 - 1
+        self.run_options = onnxruntime.RunOptions()
+        return torch.from_numpy(self.session.run(None, {'image': image}, self.run_options)[0]) * 2 - 1
+
+    def interrupt(self):
+        """Makes a tensor() running in another thread raise soon (the web demo stops a job whose page closed)."""
+        if self.run_options is not None:
+            self.run_options.terminate = True

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from util.util import UserError
 from . import networks, out_of_core
-from .in_memory import IN_MEMORY
+from .in_memory import IN_MEMORY, InMemory
 
 Enhanced = collections.namedtuple('Enhanced', 'pre_A H mask fake_B')
 NETWORKS = ('G_A', 'Pre', 'H')  # the order in which their weights are drawn
@@ -115,15 +115,18 @@ class NeRCoInference(nn.Module):
         joined = ops.combine(lambda a, p, m: torch.cat((a, p), 1) * m, x.shape[-3] * 2, x, pre_A, mask)
         return Enhanced(pre_A, H, mask, ops.network(self.netG_A, joined))
 
-    def enhance(self, real_A, tile=0, ops=IN_MEMORY):
+    def enhance(self, real_A, tile=0, ops=IN_MEMORY, step=None):
         """Enhanced for low-light images in [-1, 1] of any size: an image whose sides do not suit the networks is
         padded for them and the outputs cropped back. tile > 0 computes out of core in bands of about tile x tile
         pixels (models/out_of_core.py); otherwise ops runs the networks (in_memory.ONE_PASS decodes the NRN in one
-        pass, as an exported graph does)."""
+        pass, as an exported graph does). step, if given, is called after each layer and band of rows and may raise
+        to stop the computation."""
         h, w = real_A.shape[-2:]
         multiple = networks.SIDE_MULTIPLE[self.architecture.netG]
         x = pad_to_multiple(real_A, multiple, max(multiple, 8))
-        outputs = out_of_core.run(self.path, x, tile) if tile else self.path(ops, x)
+        if step:
+            ops = InMemory(ops.band_pixels, step)
+        outputs = out_of_core.run(self.path, x, tile, step) if tile else self.path(ops, x)
         return Enhanced(*(t[..., :h, :w] for t in outputs))
 
     forward = enhance

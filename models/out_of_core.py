@@ -94,13 +94,15 @@ class Activation:
 
 
 class Engine:
-    """Runs layers on Activations, band by band, on the device of the weights."""
+    """Runs layers on Activations, band by band, on the device of the weights; step, if given, is called after each
+    band (as by models/in_memory.py)."""
 
-    def __init__(self, folder, band_pixels, device, dtype):
+    def __init__(self, folder, band_pixels, device, dtype, step=None):
         self.folder = folder
         self.band_pixels = band_pixels
         self.device = device
         self.dtype = dtype
+        self.step = step
 
     def new(self, channels, height, width, stats=False):
         return Activation(self.folder, channels, height, width, stats, self.dtype)
@@ -111,6 +113,8 @@ class Engine:
         rows = max(1, self.band_pixels // width)
         for top in range(0, height, rows):
             out.write(top, compute(top, min(top + rows, height)))
+            if self.step:
+                self.step()
         return out
 
     def conv(self, x, layer, pad, mode):
@@ -202,14 +206,15 @@ def described(layer):
     return isinstance(layer, nn.Module) and 'ops' in inspect.signature(layer.forward).parameters
 
 
-def run(path, x, band_size):
+def run(path, x, band_size, step=None):
     """path(ops, x) (a function of a runner and the input giving a tuple of outputs) for each image of x (B, 3, H, W)
-    computed out of core in bands of about band_size x band_size pixels; the outputs stacked again."""
+    computed out of core in bands of about band_size x band_size pixels (step called after each); the outputs
+    stacked again."""
     outputs = []
     try:
         with tempfile.TemporaryDirectory(prefix='nerco_tile_') as folder:
             engine = Engine(folder, band_size * band_size, x.device,
-                            torch.float64 if x.dtype == torch.float64 else torch.float32)
+                            torch.float64 if x.dtype == torch.float64 else torch.float32, step)
             for image in x:
                 source = engine.new(*image.shape)
                 source.write(0, image)

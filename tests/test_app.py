@@ -222,3 +222,83 @@ def test_tiling_auto_tiles_exactly_the_photos_above_tile_above(served, tmp_path)
                                             ((1, 1), 'on', 'tiled'), ((50, 50), 'off', 'enhancer')):
         photos.enhance_one(np.zeros((height, width, 3), np.uint8), tile, 'none')
         assert used.pop() == expected, (height, width, tile)
+
+
+def test_a_request_whose_page_closes_stops_at_its_next_layer_and_keeps_nothing(served, tmp_path, capsys):
+    """The page closes while the third layer (or band) is computed: the job stops there, in memory and tiled, its
+    outputs so far are deleted; another page closing, or an earlier close, stops nothing."""
+    photos = app_script.Photos(load_enhancer(served[1]), MAX_PIXELS, 10 ** 6, str(tmp_path))
+    paths = [str(served[2] / 'odd.png'), str(served[2] / 'even.png')]
+    mine, other = types.SimpleNamespace(session_hash='mine'), types.SimpleNamespace(session_hash='other')
+    for tile in ('off', 'on'):
+        steps = []
+
+        def step(closing):
+            steps.append(closing)
+            if len(steps) == 3:
+                photos.page_closed(closing)
+            photos.check()
+
+        for closing, stopped in ((mine, True), (other, False)):
+            steps.clear()
+            photos.enhancer.step = photos.tiled.step = lambda: step(closing)
+            kept = len(os.listdir(tmp_path))
+            result = photos(paths, tile, 'none', mine)
+            if stopped:
+                assert result == (app_script.gr.skip(),) * 4 and len(steps) == 3, tile
+                assert len(os.listdir(tmp_path)) == kept and 'its page was closed' in capsys.readouterr().out
+            else:
+                assert len(result[2]) == 2 and len(steps) > 3 and len(os.listdir(tmp_path)) == kept + 1, tile
+    photos.enhancer.step = photos.check
+    assert len(photos([paths[0]], 'off', 'none', mine)[2]) == 1  # a new request of a page that closed before runs
+
+
+def test_a_waiting_request_sees_its_place_and_no_made_up_time_left(served, tmp_path, monkeypatch):
+    """Gradio would estimate a waiting request's time from earlier ones' mean (a 1x1 request behind a large photo
+    reading "0.3 s"); the page shows none. A page closing mid-request (its heartbeat ends) stops the request."""
+    monkeypatch.setenv('GRADIO_HEARTBEAT_INTERVAL', '0.2')
+    photos = app_script.Photos(load_enhancer(served[1]), MAX_PIXELS, 10 ** 6, str(tmp_path))
+    started, release = app_script.threading.Event(), app_script.threading.Event()
+    slow = photos.check
+
+    def check():  # the first request's photo takes until the test releases it
+        started.set()
+        release.wait(60)
+        slow()
+
+    page = app_script.build(photos, [], False, 'tiny')
+    _, url, _ = page.launch(prevent_thread_lock=True, quiet=True, server_port=free_port())
+    try:
+        photo = [gradio_client.handle_file(str(served[2] / 'odd.png'))]
+        gradio_client.Client(url, verbose=False).predict(photo, 'off', 'none', api_name='/enhance')
+        photos.enhancer.step = check
+        first_client = gradio_client.Client(url, verbose=False)
+        first_client.submit(photo, 'off', 'none', api_name='/enhance')
+        assert started.wait(60)
+        second = gradio_client.Client(url, verbose=False).submit(photo, 'off', 'none', api_name='/enhance')
+        deadline = time.time() + 30
+        while second.status().code.name != 'IN_QUEUE' and time.time() < deadline:
+            time.sleep(0.1)
+        status = second.status()
+        assert status.code.name == 'IN_QUEUE' and status.rank == 0 and status.eta is None, status
+        first_client.close()  # its heartbeat ends, as when a browser tab closes
+        deadline = time.time() + 30
+        while not photos.closed.is_set() and time.time() < deadline:
+            time.sleep(0.1)
+        assert photos.closed.is_set()
+        release.set()
+        photos.enhancer.step = slow
+        assert len(second.result(timeout=60)[2]) == 1
+    finally:
+        release.set()
+        page.close()
+
+
+def test_a_failed_request_keeps_nothing(served, tmp_path):
+    (tmp_path / 'notes.png').write_text('not an image')
+    out = tmp_path / 'out'
+    out.mkdir()
+    photos = app_script.Photos(load_enhancer(served[1]), MAX_PIXELS, 10 ** 6, str(out))
+    with pytest.raises(app_script.gr.Error, match='notes.png is not an image'):
+        photos([str(served[2] / 'odd.png'), str(tmp_path / 'notes.png')])
+    assert os.listdir(out) == []

@@ -4,6 +4,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+import types
 
 import numpy as np
 import onnx
@@ -58,6 +61,29 @@ def test_onnxruntime_equals_the_pytorch_enhancer(enhancers, shape):
     expected, got = enhancers['official'](image), enhancers['onnx'](image)
     assert got.shape == expected.shape == image.shape
     assert (got - expected).abs().max() <= ONNX_TOLERANCE
+
+
+def test_the_web_demo_stops_a_running_onnx_graph_whose_page_closed(enhancers, tmp_path):
+    """onnxruntime runs the graph whole, with no step between layers: the web demo interrupts the run itself when the
+    page closes, deletes what the request wrote, and the next request runs as before."""
+    gr = pytest.importorskip('gradio')
+    app = load_script('app.py')
+    onnx_enhancer, out = enhancers['onnx'], tmp_path / 'out'
+    out.mkdir()
+    photo = np.random.default_rng(0).integers(0, 80, (240, 320, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / 'dark.png')
+    photos = app.Photos(onnx_enhancer, 10 ** 7, 10 ** 7, str(out))
+    page = types.SimpleNamespace(session_hash='page')
+    onnx_enhancer.run_options, results = None, []
+    job = threading.Thread(target=lambda: results.append(photos([str(tmp_path / 'dark.png')], 'off', 'none', page)))
+    job.start()
+    while onnx_enhancer.run_options is None and job.is_alive():
+        time.sleep(0.001)
+    photos.page_closed(page)
+    job.join(60)
+    assert results == [(gr.skip(),) * 4] and os.listdir(out) == []
+    written = photos([str(tmp_path / 'dark.png')], 'off', 'none', types.SimpleNamespace(session_hash='next'))[2]
+    assert np.array_equal(np.asarray(Image.open(written[0])), onnx_enhancer(photo))
 
 
 @pytest.fixture(scope='module')

@@ -12,6 +12,7 @@ from conftest import build_model, train_options
 from helpers import image_pair, make_test_options, save_tiny_checkpoint
 from enhancer import load_enhancer
 from models.generators import ResnetBlock
+from models.in_memory import ONE_PASS, InMemory
 from models.inference import Enhancer, ImageEnhancer
 from models.networks import get_norm_layer
 from training.validation import Validator
@@ -53,6 +54,36 @@ def test_tile_follows_networks_with_one_resnet_block_more(tmp_path):
     in_memory = Enhancer(model).tensor(image)
     tiled = Enhancer(model, tile=8).tensor(image)
     assert tiled.shape == in_memory.shape == image.shape and (tiled - in_memory).abs().max() < 1e-4
+
+
+def test_step_follows_every_layer_and_band_and_can_stop_the_computation(tmp_path):
+    """enhance(step=...) calls step after each layer of a sequence and each band of rows, in memory and out of core
+    (the web demo stops a job whose page closed there); the result is unchanged, and what step raises stops it."""
+    torch.manual_seed(0)
+    model = build_model(make_test_options(tmp_path, '--ngf', '8'))
+    image = torch.rand(1, 3, 20, 24) * 2 - 1
+    expected = model.inference.enhance(image).fake_B
+
+    def steps(**where):
+        calls = []
+        with torch.no_grad():
+            out = model.inference.enhance(image, step=lambda: calls.append(1), **where).fake_B
+        assert (out - expected).abs().max() < 1e-4, where
+        return len(calls)
+
+    layers = steps(ops=ONE_PASS)
+    assert steps(ops=InMemory(24 * 5)) == layers + 4 and steps(ops=InMemory(24 * 3)) == layers + 7  # decoder bands
+    assert steps(tile=16) > layers and steps(tile=8) > steps(tile=16)
+
+    def stop():
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+    for where in ({}, {'tile': 8}):
+        calls = []
+        with pytest.raises(KeyboardInterrupt), torch.no_grad():
+            model.inference.enhance(image, step=stop, **where)
+        assert len(calls) == 3, where
 
 
 class Identity(ImageEnhancer):
