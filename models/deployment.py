@@ -64,11 +64,25 @@ enhanced = enhance(PIL.Image.open('dark.png'))         # a PIL image, uint8 arra
 """
 
 
+class InferenceBatchNorm(nn.BatchNorm2d):
+    """A batch norm of an exported model. In training mode it normalises with each batch's own statistics, as the
+    official test.py runs its networks by default, but leaves the running statistics as trained; in eval mode it
+    uses them (test.py --eval)."""
+
+    def forward(self, x):
+        if self.training:
+            return nn.functional.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return super().forward(x)
+
+
 class NeRCo(NeRCoInference, PyTorchModelHubMixin):
     """The inference module (models/nerco.py) of an architecture given by its flags, as exported: forward maps RGB
     images (N, 3, H, W) in [0, 1] to their enhanced versions in [0, 1], padding and cropping inside, with the NRN
     decoded in one pass (the graph that scripts/export.py writes to ONNX). save_pretrained / from_pretrained /
-    push_to_hub write and read the Hub layout; the weights are checked key by key as checkpoints are."""
+    push_to_hub write and read the Hub layout; the weights are checked key by key as checkpoints are.
+    It comes in training mode, which for --norm batch models means each batch's own statistics, the rule of every
+    backend here (the official test.py's default); .eval() for the running statistics (--eval). Neither changes the
+    module, and the default instance norms give the same in both modes."""
 
     def __init__(self, ngf=64, netG='resnet_9blocks', norm='instance', no_dropout=True, input_nc=3, output_nc=3,
                  format_version=FORMAT_VERSION):
@@ -77,7 +91,9 @@ class NeRCo(NeRCoInference, PyTorchModelHubMixin):
                             'with scripts/export.py, or update NeRCo' % (json.dumps(format_version), FORMAT_VERSION))
         super().__init__(Architecture.from_config(dict(ngf=ngf, netG=netG, norm=norm, no_dropout=no_dropout,
                                                        input_nc=input_nc, output_nc=output_nc)))
-        self.eval()
+        for layer in self.modules():
+            if type(layer) is nn.BatchNorm2d:
+                layer.__class__ = InferenceBatchNorm
 
     def forward(self, image):
         fake_B = self.enhance(image * 2 - 1, ops=ONE_PASS).fake_B
@@ -113,7 +129,7 @@ class NeRCo(NeRCoInference, PyTorchModelHubMixin):
         unknown = [k for k in state if k.split('.', 1)[0] not in NETWORKS]
         if unknown:
             raise UserError('%s: unexpected key %s (not of %s)' % (model_file, unknown[0], ', '.join(NETWORKS)))
-        return execution.on_the_cpu(model.to(map_location)).eval()
+        return execution.on_the_cpu(model.to(map_location))
 
 
 def from_model(model):
@@ -158,8 +174,8 @@ def export_onnx(graph, path, batch_statistics=False):
     batch_statistics, batch norms (--norm batch) normalise with each batch's own statistics, as the official test.py
     does without --eval (and every backend here does by default); otherwise with their running statistics."""
     import onnx
+    graph = copy.deepcopy(graph).eval()
     if batch_statistics:
-        graph = copy.deepcopy(graph)
         for norm in graph.modules():
             if isinstance(norm, nn.BatchNorm2d):  # without running statistics, batch norms use the batch's own
                 norm.running_mean = norm.running_var = None

@@ -282,9 +282,10 @@ def test_out_never_replaces_the_folders_that_hold_the_input(tmp_path, monkeypatc
 
 
 def test_batch_norm_follows_one_rule_in_every_backend(tmp_path):
-    """--norm batch: load_enhancer, enhance.py and the ONNX export normalise with each batch's own statistics, as the
-    official test.py does without --eval; --eval (eval=True, enhance.py --options --eval, export.py --eval) with the
-    running ones, in every backend alike. The export's check compares with what the checkpoint gives."""
+    """--norm batch: load_enhancer, enhance.py, the ONNX export and NeRCo.from_pretrained normalise with each batch's
+    own statistics, as the official test.py does without --eval; --eval (eval=True, enhance.py --options --eval,
+    export.py --eval, the module's .eval()) with the running ones, in every backend alike, and none changes them.
+    The export's check compares with what the checkpoint gives."""
     options = TrainOptions()
     opt = train_options(tmp_path, '--name', 'bn', '--ngf', '8', '--ndf', '8', '--norm', 'batch', options=options)
     torch.manual_seed(0)
@@ -311,6 +312,19 @@ def test_batch_norm_follows_one_rule_in_every_backend(tmp_path):
         assert enhance_script.main([str(tmp_path / 'photo.png'), '--checkpoints', model.save_dir, '--out', str(out)]
                                    + ['--options', '--eval'] * running) == 0
         assert np.array_equal(np.asarray(Image.open(out / 'photo.png')), expected[running]), running
+    hub = str(tmp_path / 'hub')
+    assert script.main(['--checkpoints', model.save_dir, '--format', 'safetensors', '--out', hub]) == 0
+    module = deployment.NeRCo.from_pretrained(hub, local_files_only=True)
+    state = {key: value.clone() for key, value in module.state_dict().items()}
+    tensor = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    assert module.training  # as it comes; then .eval(), then .train() again
+    for running in (False, True, False):
+        module.train(not running)
+        with torch.no_grad():
+            out = (module(tensor)[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+        assert np.abs(out.astype(int) - expected[running]).max() <= 1, running
+        assert all(torch.equal(state[key], value) for key, value in module.state_dict().items())  # nothing moved
+    assert np.array_equal(load_enhancer(hub)(photo), expected[False])
 
 
 def test_u_net_generators_enhance_any_size_and_export(tmp_path):
