@@ -314,7 +314,7 @@ def test_load_enhancer_accepts_pil_numpy_and_tensors_and_matches_test_py(tmp_pat
 def test_enhance_py_skips_an_image_too_large_for_the_gpu_and_stops_on_a_user_error(tmp_path, monkeypatch, capsys):
     script = load_script('scripts/enhance.py')
 
-    def small_gpu(self, real_A, tile=0, ops=None):
+    def small_gpu(self, real_A, tile=0, ops=None, step=None):
         if real_A.shape[-1] > 30:
             raise torch.cuda.OutOfMemoryError('CUDA out of memory')
         return Enhanced(*(real_A,) * 4)
@@ -330,7 +330,7 @@ def test_enhance_py_skips_an_image_too_large_for_the_gpu_and_stops_on_a_user_err
     assert 'skipped %s: out of GPU memory at 36x28' % (folder / 'huge.png') in capsys.readouterr().err
     assert os.listdir(out) == ['small.png']
 
-    def refuse(self, real_A, tile=0, ops=None):
+    def refuse(self, real_A, tile=0, ops=None, step=None):
         raise UserError('--tile supports the ResNet generators only')
 
     monkeypatch.setattr(NeRCoInference, 'enhance', refuse)
