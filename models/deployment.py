@@ -108,7 +108,8 @@ class NeRCo(NeRCoInference, PyTorchModelHubMixin):
         try:
             save_file(state, path, metadata={'format': 'pt'})
         except SafetensorError as exc:  # its I/O errors (a full disk) come as this: as the OSError they are
-            code = re.search(r'code: (\d+)', str(exc))
+            # 'IoError(Os { code: 28, ...' in some safetensors versions, 'I/O error: ... (os error 28)' in others
+            code = re.search(r'(?:code: |os error )(\d+)', str(exc))
             if code is None:
                 raise
             raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), path) from None
