@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
+from util.images import save_image  # noqa: E402
 from util.util import command, writable_folder  # noqa: E402
 
 TRAIN_LOW = ('astronaut', 'immunohistochemistry', 'motorcycle_left')
@@ -52,14 +53,17 @@ def main(argv=None):
     folders = {name: os.path.join(args.out, name) for name in ('trainA', 'trainB', 'testA', 'testB')}
     for folder in folders.values():
         writable_folder(folder, '--out %s' % args.out)
+
+    def save(image, folder, name):  # atomically: a full disk leaves no half-written image
+        save_image(np.asarray(image), os.path.join(folders[folder], name + '.png'))
     for name in TRAIN_LOW:
-        darken(photo(name, args.max_side), rng).save(os.path.join(folders['trainA'], name + '.png'))
+        save(darken(photo(name, args.max_side), rng), 'trainA', name)
     for name in TRAIN_NORMAL:
-        photo(name, args.max_side).save(os.path.join(folders['trainB'], name + '.png'))
+        save(photo(name, args.max_side), 'trainB', name)
     for name in TEST:
         image = photo(name, args.max_side)
-        darken(image, rng).save(os.path.join(folders['testA'], name + '.png'))
-        image.save(os.path.join(folders['testB'], name + '.png'))
+        save(darken(image, rng), 'testA', name)
+        save(image, 'testB', name)
     print('demo dataset: %s (%d low-light / %d normal-light training images, %d test images)'
           % (args.out, len(TRAIN_LOW), len(TRAIN_NORMAL), len(TEST)))
 

@@ -1,4 +1,5 @@
 """The bad inputs of the third reliability pass: each gives one line naming the file or flag, and loses nothing."""
+import contextlib
 import os
 import shutil
 import socket
@@ -353,3 +354,41 @@ def test_a_full_disk_is_one_line_naming_the_folder(tmp_path, monkeypatch, capsys
         line = refused(capsys, main, *argv)
         assert where in line and "No space left on device" in line, (name, line)
     assert not os.path.exists(tmp_path / 'hub') and not [n for n in os.listdir(tmp_path) if n.startswith('.')]
+
+
+def test_dataset_scripts_on_a_full_disk_leave_no_partial_image(tmp_path, monkeypatch, capsys):
+    """make_demo_data.py and prepare_dataset.py --copy running out of space part-way through an image: one line
+    naming the folder or file, and no half-written image that training would meet as a corrupt one; the same
+    prepare_dataset.py command works once there is room."""
+    import errno
+    from PIL import Image
+    from helpers import make_pairs
+
+    def half_then_full(write):
+        def fake(source, destination, *args, **kwargs):
+            if not os.path.exists(tmp_path / 'room'):
+                with open(destination, 'wb') if isinstance(destination, (str, os.PathLike)) else \
+                        contextlib.nullcontext(destination) as f:
+                    f.write(b'\x89PNG\r\n')
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return write(source, destination, *args, **kwargs)
+        return fake
+
+    lol = str(tmp_path / 'LOL')
+    make_pairs(lol, ['our485', 'eval15'], ['1.png', '2.png'])
+    monkeypatch.setattr(Image.Image, 'save', half_then_full(Image.Image.save))
+    demo = tmp_path / 'demo'
+    line = refused(capsys, load_script('scripts/make_demo_data.py').main, '--out', str(demo), '--max_side', '16')
+    assert 'cannot write in %s' % (demo / 'trainA') in line and 'No space left on device' in line, line
+    assert not [name for _, _, names in os.walk(demo) for name in names]
+
+    copies = iter(range(100))
+    copy2 = shutil.copy2
+    monkeypatch.setattr(shutil, 'copy2', lambda source, destination: (copy2 if next(copies) < 3 else half_then_full(
+        copy2))(source, destination))
+    prepare = load_script('scripts/prepare_dataset.py').main
+    line = refused(capsys, prepare, '--lol', lol, '--out', str(tmp_path / 'data'), '--copy')
+    assert line.startswith('error: --out %s: cannot write %s' % (tmp_path / 'data', tmp_path / 'data')), line
+    assert not [name for _, _, names in os.walk(tmp_path / 'data') for name in names]
+    (tmp_path / 'room').mkdir()
+    assert prepare(['--lol', lol, '--out', str(tmp_path / 'data'), '--copy']) == 0
