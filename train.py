@@ -86,7 +86,10 @@ def validate(model, validator, visualizer, run):
     distributed.barrier()
     result = None
     if validator:
-        metrics = validator(model, run.epoch, run.total_iters)
+        try:
+            metrics = validator(model, run.epoch, run.total_iters)
+        except UserError as exc:
+            raise saving_latest(model, run, exc) from None
         visualizer.validated(metrics, run.seen())
         value = metrics.get(validator.metric, float('nan'))
         result = validator.improved(value), value, validator.metric not in LOWER_IS_BETTER
@@ -99,9 +102,19 @@ def validate(model, validator, visualizer, run):
         model.update_learning_rate(value, higher_is_better)
 
 
+def saving_latest(model, run, exc):
+    """The UserError that stops the run for bad data (exc: too many unreadable training images, an unreadable
+    validation image), after `latest` is saved, as for any other stop, if this process has trained since it
+    started."""
+    if not (run.trained_here and distributed.is_main()):
+        return exc
+    save_checkpoint(model, 'latest', run)  # without barriers: another process may be the one that failed
+    return UserError('%s (saved %s/latest_* at epoch %d, image %d first; resume with --continue_train)'
+                     % (one_line(exc), model.save_dir, run.epoch, run.epoch_iter))
+
+
 def batches(loader, model, run):
-    """The batches of the loader; when reading one fails (too many unreadable images), `latest` is saved first, as
-    for any other stop, if this process has trained since it started."""
+    """The batches of the loader; when reading one fails, the run stops with `latest` saved (saving_latest)."""
     iterator = iter(loader)
     while True:
         try:
@@ -109,11 +122,7 @@ def batches(loader, model, run):
         except StopIteration:
             return
         except UserError as exc:
-            if run.trained_here and distributed.is_main():
-                save_checkpoint(model, 'latest', run)  # without barriers: another process may be the one that failed
-                raise UserError('%s (saved %s/latest_* at epoch %d, image %d first; resume with --continue_train)'
-                                % (one_line(exc), model.save_dir, run.epoch, run.epoch_iter)) from None
-            raise
+            raise saving_latest(model, run, exc) from None
         yield batch
 
 

@@ -13,7 +13,7 @@ from wandb.proto import wandb_internal_pb2
 
 import train as train_script
 from conftest import ROOT
-from helpers import make_dataset_folders, make_validation_set, one_line_error, train_argv
+from helpers import make_dataset_folders, make_validation_set, one_line_error, referenced_files_exist, train_argv
 from models.NeRCo_model import NeRCoModel
 from training import loggers
 from training.visualizer import read_loss_log
@@ -160,6 +160,32 @@ def test_a_logger_failing_during_the_run_warns_once_and_training_goes_on(tmp_pat
     assert err.count('warning: TensorBoard logging failed (OSError: [Errno 28] No space left on device); training '
                      'goes on without it') == 1
     assert os.path.isfile(tmp_path / 'saves' / 'run' / 'latest_net_G_A.pth')
+
+
+def test_the_training_page_folder_deleted_during_the_run_is_made_again(tmp_path, monkeypatch, capsys):
+    """Deleting <run>/web/ while training used to end the run with a traceback at the next saved result (and
+    nothing saved since the last checkpoint); the folder is made again, with a warning, and the page goes on."""
+    import shutil
+    from training.visualizer import Visualizer
+    display, calls = Visualizer.display_current_results, []
+
+    def deleting_the_page(visualizer, *args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 2:
+            shutil.rmtree(visualizer.web_dir)
+        return display(visualizer, *args, **kwargs)
+
+    monkeypatch.setattr(Visualizer, 'display_current_results', deleting_the_page)
+    argv = train_argv(tmp_path, '--display_freq', '1', '--update_html_freq', '1')
+    argv.remove('--no_html')
+    make_dataset_folders(str(tmp_path / 'data'))
+    assert train_script.main(argv) == 0
+    web = tmp_path / 'saves' / 'run' / 'web'
+    assert "The training page's folder %s was deleted during the run; made it again" % (web / 'images') in \
+        capsys.readouterr().err
+    shown = referenced_files_exist(str(web / 'index.html'))
+    assert len(calls) == 4 and 'images/epoch002_iter00000004_fake_B.png' in shown
+    assert 'images/epoch001_iter00000001_fake_B.png' not in shown
 
 
 def test_a_tensorboard_folder_deleted_during_the_run_is_made_again(tmp_path, monkeypatch, capsys):

@@ -121,6 +121,34 @@ def test_an_unreadable_validation_image_stops_the_run_at_its_start(tmp_path):
     assert not os.path.exists(tmp_path / 'saves' / 'run' / 'latest_net_G_A.pth')
 
 
+def test_a_validation_image_that_becomes_unreadable_stops_the_run_with_latest_saved(tmp_path, monkeypatch):
+    """A validation image deleted while the run trains stops it, as unreadable training images do, with `latest`
+    saved first (a Ctrl-C would have saved it); --continue_train then finishes the run."""
+    make_dataset_folders(str(tmp_path / 'data'))
+    val = make_validation_set(str(tmp_path / 'val'), n=1, size=(40, 36))
+    image = os.path.join(val, 'testA', 'v0.png')
+    kept, validate = open(image, 'rb').read(), Validator.__call__
+
+    def deleted_after_the_first(validator, *args):
+        if validator.last is not None:
+            os.remove(image)
+        return validate(validator, *args)
+
+    monkeypatch.setattr(Validator, '__call__', deleted_after_the_first)
+    argv = train_argv(tmp_path, '--val_dataroot', val, '--val_freq_iters', '1', '--save_latest_freq', '1000')
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.main(argv)
+    folder = tmp_path / 'saves' / 'run'
+    assert 'v0.png cannot be read' in str(exit_info.value) and '\n' not in str(exit_info.value)
+    assert 'saved %s/latest_* at epoch 1, image 2 first' % folder in str(exit_info.value)
+    state = torch.load(folder / 'latest_train_state.pth', weights_only=True)
+    assert state['counters']['total_iters'] == 2
+    monkeypatch.undo()
+    with open(image, 'wb') as f:
+        f.write(kept)
+    assert train_script.main(argv + ['--continue_train']) == 0
+
+
 @pytest.mark.parametrize('metric, values, ground_truth', [('niqe', [5.0, 3.0, 4.0], False),
                                                           ('psnr', [10.0, 12.0, 11.0], True)])
 def test_the_best_checkpoint_is_the_best_validation_not_the_last(tmp_path, monkeypatch, metric, values, ground_truth):

@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 
-from util.util import UserError, writable_folder
+from util.util import UserError, made_again, writable_folder
 
 RUN_ID_FILE = 'wandb_run_id.txt'
 
@@ -30,10 +30,7 @@ class TensorBoard:
     def present(self):
         """Make the folder again if it was deleted during the run (its writer thread would die on the next event,
         and nothing more would be logged)."""
-        if not os.path.isdir(self.folder):
-            os.makedirs(self.folder)
-            print('warning: TensorBoard\'s folder %s was deleted during the run; made it again, and the curves go on '
-                  'from here' % self.folder, file=sys.stderr)
+        made_again(self.folder, "TensorBoard's folder")
 
     def scalars(self, values, step):
         self.present()

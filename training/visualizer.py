@@ -12,6 +12,7 @@ import numpy as np
 
 from util import html as html_page
 from util.images import save_image, to_uint8
+from util.util import made_again
 from training import charts
 from training.loggers import Loggers
 from training.validation import METRICS, read_best_record, read_history
@@ -133,6 +134,7 @@ class Visualizer:
             self.vis.images(stack, nrow=max(self.opt.display_ncols, 1), win=self.opt.display_id + 1,
                             opts={'title': self.name + ' images', 'caption': ' '.join(images)})
         if self.use_html and save_result:
+            made_again(self.img_dir, "The training page's folder")
             for label, image in images.items():
                 save_image(image, os.path.join(self.img_dir, 'epoch%03d_iter%08d_%s.png' % (epoch, total_iters, label)))
             self.save_page()

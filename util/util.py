@@ -6,6 +6,7 @@ import importlib
 import json
 import math
 import os
+import sys
 import tempfile
 
 
@@ -114,6 +115,15 @@ def atomic_write(path, write):
     except BaseException:
         os.remove(tmp)
         raise
+
+
+def made_again(folder, what):
+    """Make folder again, with a warning naming it (what: e.g. "TensorBoard's folder"), if it was deleted while
+    the run writes into it."""
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+        print('warning: %s %s was deleted during the run; made it again, and it goes on from here' % (what, folder),
+              file=sys.stderr)
 
 
 def writable_folder(folder, flag):
