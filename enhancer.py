@@ -41,6 +41,7 @@ def load_enhancer(path, epoch='latest', device='cpu', hint=inference.HINT, archi
         network = load_hub_folder(path)
     else:
         source = record_path(path) or os.path.join(path, 'train_opt.txt')
-        network = NeRCoInference(Architecture.from_record({**recorded_options(path), **(architecture or {})}, source))
+        network = NeRCoInference(Architecture.from_record({**recorded_options(path), **(architecture or {})},
+                                                          source)).for_inference_alone()
         checkpoints.load_networks(path, str(epoch), network.networks(), '--checkpoints and --epoch')
     return inference.Enhancer(inference.InferenceModel(network, device, settings), settings.tile, hint)

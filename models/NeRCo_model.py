@@ -47,6 +47,8 @@ class NeRCoModel(BaseModel):
             self.model_names = ['G_A', 'Pre', 'H']
             self.visual_names = ['real_A', 'fake_B']
         self.inference = NeRCoInference(Architecture.from_options(opt), opt.init_type, opt.init_gain, self.device)
+        if not self.isTrain:
+            self.inference.for_inference_alone()
         for name, net in self.inference.networks().items():
             prepared = execution.prepare(net, opt)
             setattr(self.inference, 'net' + name, prepared)

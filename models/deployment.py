@@ -10,13 +10,12 @@ import re
 
 import numpy as np
 import torch
-import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin
 
 from util.util import UserError
 from . import checkpoints, execution
 from .in_memory import ONE_PASS
-from .nerco import NETWORKS, Architecture, NeRCoInference
+from .nerco import NETWORKS, Architecture, ImageBatchNorm, NeRCoInference
 
 FORMAT_VERSION = 1
 ONNX_INPUT, ONNX_OUTPUT = 'image', 'enhanced'
@@ -64,23 +63,12 @@ enhanced = enhance(PIL.Image.open('dark.png'))         # a PIL image, uint8 arra
 """
 
 
-class InferenceBatchNorm(nn.BatchNorm2d):
-    """A batch norm of an exported model. In training mode it normalises with each batch's own statistics, as the
-    official test.py runs its networks by default, but leaves the running statistics as trained; in eval mode it
-    uses them (test.py --eval)."""
-
-    def forward(self, x):
-        if self.training:
-            return nn.functional.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-        return super().forward(x)
-
-
 class NeRCo(NeRCoInference, PyTorchModelHubMixin):
     """The inference module (models/nerco.py) of an architecture given by its flags, as exported: forward maps RGB
     images (N, 3, H, W) in [0, 1] to their enhanced versions in [0, 1], padding and cropping inside, with the NRN
     decoded in one pass (the graph that scripts/export.py writes to ONNX). save_pretrained / from_pretrained /
     push_to_hub write and read the Hub layout; the weights are checked key by key as checkpoints are.
-    It comes in training mode, which for --norm batch models means each batch's own statistics, the rule of every
+    It comes in training mode, which for --norm batch models means each image's own statistics, the rule of every
     backend here (the official test.py's default); .eval() for the running statistics (--eval). Neither changes the
     module, and the default instance norms give the same in both modes."""
 
@@ -91,9 +79,7 @@ class NeRCo(NeRCoInference, PyTorchModelHubMixin):
                             'with scripts/export.py, or update NeRCo' % (json.dumps(format_version), FORMAT_VERSION))
         super().__init__(Architecture.from_config(dict(ngf=ngf, netG=netG, norm=norm, no_dropout=no_dropout,
                                                        input_nc=input_nc, output_nc=output_nc)))
-        for layer in self.modules():
-            if type(layer) is nn.BatchNorm2d:
-                layer.__class__ = InferenceBatchNorm
+        self.for_inference_alone()
 
     def forward(self, image):
         fake_B = self.enhance(image * 2 - 1, ops=ONE_PASS).fake_B
@@ -172,14 +158,14 @@ def load_hub_folder(folder):
 def export_onnx(graph, path, batch_statistics=False):
     """Write graph as an ONNX file with dynamic batch, height and width (torch.onnx's dynamo exporter), check it
     with onnx.checker and return onnxruntime's largest difference from PyTorch on a test batch. With
-    batch_statistics, batch norms (--norm batch) normalise with each batch's own statistics, as the official test.py
-    does without --eval (and every backend here does by default); otherwise with their running statistics."""
+    batch_statistics, batch norms (--norm batch) normalise each image with its own statistics, as the official
+    test.py does without --eval (and every backend here does by default); otherwise with their running statistics."""
     import onnx
     graph = copy.deepcopy(graph).eval()
     if batch_statistics:
         for norm in graph.modules():
-            if isinstance(norm, nn.BatchNorm2d):  # without running statistics, batch norms use the batch's own
-                norm.running_mean = norm.running_var = None
+            if isinstance(norm, ImageBatchNorm):
+                norm.train()
     dims = {0: torch.export.Dim('batch'), 2: torch.export.Dim('height'), 3: torch.export.Dim('width')}
     example = torch.rand(*CHECK_SIZE, generator=torch.Generator().manual_seed(0))
     program = torch.onnx.export(graph, (example,), dynamo=True, input_names=[ONNX_INPUT],

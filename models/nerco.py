@@ -91,6 +91,22 @@ def pad_to_multiple(x, multiple=4, minimum=8):
     return x.index_select(-2, rows).index_select(-1, cols)
 
 
+class ImageBatchNorm(nn.BatchNorm2d):
+    """A batch norm (--norm batch) of networks used for inference alone. In training mode, the official test.py's
+    default, it normalises each image with the image's own statistics, as that test.py (one image per batch) does,
+    so that an image's output does not depend on the others in its batch; it leaves the running statistics as
+    trained. In eval mode (--eval) it uses them."""
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        n = x.shape[0]
+        weight, bias = (self.weight.repeat(n), self.bias.repeat(n)) if self.affine else (None, None)
+        # the images' channels as the channels of one image: the batch norm of each, in one call
+        return nn.functional.batch_norm(x.reshape(1, -1, *x.shape[2:]), None, None, weight, bias, True, 0.0,
+                                        self.eps).reshape(x.shape)
+
+
 class NeRCoInference(nn.Module):
     """netPre, netH and netG_A of an Architecture; enhance (and forward) maps a batch of low-light images in
     [-1, 1] to Enhanced(pre_A, H, mask, fake_B), where fake_B = G_A(cat(real_A, Pre(real_A)) * mask)."""
@@ -106,6 +122,14 @@ class NeRCoInference(nn.Module):
 
     def networks(self):
         return {name: getattr(self, 'net' + name) for name in NETWORKS}
+
+    def for_inference_alone(self):
+        """Self, with its batch norms made ImageBatchNorms (before they are prepared: compiled, channels-last), for
+        a module that will not be trained."""
+        for layer in self.modules():
+            if type(layer) is nn.BatchNorm2d:
+                layer.__class__ = ImageBatchNorm
+        return self
 
     def path(self, ops, x):
         """The Enhanced outputs for x whose sides suit the networks, run by ops (models/in_memory.py or

@@ -112,7 +112,7 @@ def main(argv=None):
                         help='replace an earlier export at --out (an ONNX file, a Hub folder; nothing else)')
     parser.add_argument('--eval', action='store_true',
                         help='ONNX of a --norm batch model: normalise with the running statistics (test.py --eval); '
-                             "by default with each batch's own, as test.py and load_enhancer do. A Hub folder keeps "
+                             "by default with each image's own, as test.py and load_enhancer do. A Hub folder keeps "
                              'both; its users choose (load_enhancer(..., eval=True))')
     args = parser.parse_args(argv)
     if args.eval and args.format != 'onnx':

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+import test as test_script
 from conftest import ROOT, build_model, train_options
 from enhancer import load_enhancer
 from helpers import (load_script, one_line_error, refused, run_script, save_tiny_checkpoint, umask,
@@ -282,10 +283,11 @@ def test_out_never_replaces_the_folders_that_hold_the_input(tmp_path, monkeypatc
 
 
 def test_batch_norm_follows_one_rule_in_every_backend(tmp_path):
-    """--norm batch: load_enhancer, enhance.py, the ONNX export and NeRCo.from_pretrained normalise with each batch's
-    own statistics, as the official test.py does without --eval; --eval (eval=True, enhance.py --options --eval,
-    export.py --eval, the module's .eval()) with the running ones, in every backend alike, and none changes them.
-    The export's check compares with what the checkpoint gives."""
+    """--norm batch: load_enhancer, enhance.py, test.py, the ONNX export and NeRCo.from_pretrained normalise each
+    image with its own statistics, as the official test.py (one image per batch) does without --eval, also in a
+    batch of several images; --eval (eval=True, enhance.py --options --eval, export.py --eval, the module's .eval())
+    with the running ones, in every backend alike, and none changes them. The export's check compares with what the
+    checkpoint gives."""
     options = TrainOptions()
     opt = train_options(tmp_path, '--name', 'bn', '--ngf', '8', '--ndf', '8', '--norm', 'batch', options=options)
     torch.manual_seed(0)
@@ -297,15 +299,29 @@ def test_batch_norm_follows_one_rule_in_every_backend(tmp_path):
                 norm.running_var.uniform_(0.5, 2)
     model.save_networks('latest')
     options.save(opt, model.save_dir)
-    photo = (images((1, 3, 29, 34))[0].permute(1, 2, 0) * 255).to(torch.uint8).numpy()
+    photo, other = (images((2, 3, 29, 34)).permute(0, 2, 3, 1) * 255).to(torch.uint8).numpy()
     expected = {False: load_enhancer(model.save_dir)(photo), True: load_enhancer(model.save_dir, eval=True)(photo)}
     assert np.abs(expected[True].astype(int) - expected[False]).max() > 20  # the two rules differ
+    pair = torch.from_numpy(np.stack([photo, other])).permute(0, 3, 1, 2).float() / 255
+
+    def first_of_the_pair(enhance):  # the photo enhanced in a batch with another image, as uint8
+        return (enhance(pair)[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    assert np.abs(first_of_the_pair(load_enhancer(model.save_dir)).astype(int) - expected[False]).max() <= 1
+    for name, image in (('a.png', photo), ('b.png', other)):
+        Image.fromarray(image).save(tmp_path / name)
+        os.renames(tmp_path / name, tmp_path / 'data' / 'testA' / name)
+    test_script.main(['--dataroot', str(tmp_path / 'data'), '--name', 'bn', '--checkpoints_dir',
+                      os.path.dirname(model.save_dir), '--results_dir', str(tmp_path / 'results'), '--gpu_ids', '-1',
+                      '--preprocess', 'none', '--batch_size', '2'])
+    tested = np.asarray(Image.open(tmp_path / 'results' / 'bn' / 'test_latest' / 'images' / 'a_fake_B.png'))
+    assert np.abs(tested.astype(int) - expected[False]).max() <= 1
     script = load_script('scripts/export.py')
     for running in (False, True):
         onnx_file = str(tmp_path / ('eval.onnx' if running else 'batch.onnx'))
         assert script.main(['--checkpoints', model.save_dir, '--format', 'onnx', '--out', onnx_file]
                            + ['--eval'] * running) == 0
         assert np.abs(load_enhancer(onnx_file)(photo).astype(int) - expected[running]).max() <= 1, running
+        assert np.abs(first_of_the_pair(load_enhancer(onnx_file)).astype(int) - expected[running]).max() <= 1
         Image.fromarray(photo).save(tmp_path / 'photo.png')
         enhance_script = load_script('scripts/enhance.py')
         out = tmp_path / ('enhanced_eval' if running else 'enhanced')
@@ -323,6 +339,8 @@ def test_batch_norm_follows_one_rule_in_every_backend(tmp_path):
         with torch.no_grad():
             out = (module(tensor)[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
         assert np.abs(out.astype(int) - expected[running]).max() <= 1, running
+        with torch.no_grad():
+            assert np.abs(first_of_the_pair(module).astype(int) - expected[running]).max() <= 1, running
         assert all(torch.equal(state[key], value) for key, value in module.state_dict().items())  # nothing moved
     assert np.array_equal(load_enhancer(hub)(photo), expected[False])
 
