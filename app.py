@@ -30,6 +30,7 @@ from PIL import Image  # noqa: E402
 from enhancer import load_enhancer  # noqa: E402
 from models.execution import AMP_MODES  # noqa: E402
 from models.inference import Enhancer, OnnxEnhancer, out_of_memory  # noqa: E402
+from models.out_of_core import TILED_GENERATORS  # noqa: E402
 from util.images import find_images, load_rgb  # noqa: E402
 from util.util import UserError, command  # noqa: E402
 
@@ -50,11 +51,11 @@ class Photos:
     def __init__(self, enhancer, max_pixels, tile_above, folder):
         self.max_pixels, self.tile_above, self.folder = max_pixels, tile_above, folder
         self.session, self.closed = None, threading.Event()
+        self.tiled = None  # ONNX graphs and U-Nets are not tiled
         if isinstance(enhancer, Enhancer):
             enhancer = Enhancer(enhancer.model, 0, enhancer.hint, self.check)
-            self.tiled = Enhancer(enhancer.model, TILE_BAND, enhancer.hint, self.check)
-        else:
-            self.tiled = None
+            if enhancer.model.inference.architecture.netG in TILED_GENERATORS:
+                self.tiled = Enhancer(enhancer.model, TILE_BAND, enhancer.hint, self.check)
         self.enhancer = enhancer
 
     def check(self):

@@ -2,6 +2,7 @@
 import os
 import sys
 
+from models.networks import SIDE_MULTIPLE
 from util.images import load_rgb
 from util.util import UserError
 from .base_dataset import BaseDataset, get_transform, item_rng, loaded_size
@@ -30,20 +31,22 @@ class UnalignedDataset(BaseDataset):
         self.unreadable = set()
 
     def check_uncropped_sizes(self):
-        """Without cropping, the training images must all come out at one size, with sides multiples of 4 and at
-        least 8 (the generators downsample twice, and real_B is multiplied by real_A's mask): refuse at the start,
-        naming the sizes, rather than fail on some later step."""
+        """Without cropping, the training images must all come out at one size, with sides multiples of what the
+        generators need (4 as they downsample twice, 128 or 256 for the U-Nets) and at least 8 (real_B is multiplied
+        by real_A's mask): refuse at the start, naming the sizes, rather than fail on some later step."""
+        multiple = SIDE_MULTIPLE[self.opt.netG]
         sizes = {}
         for path in self.A_paths + self.B_paths:
             size = loaded_size(path, self.opt)
             if size:  # an unreadable file is skipped with a warning when it is loaded
                 sizes.setdefault(size, path)
-        bad = [size for size in sizes if size[0] % 4 or size[1] % 4 or min(size) < 8]
+        bad = [size for size in sizes if size[0] % multiple or size[1] % multiple or min(size) < 8]
         if len(sizes) > 1 or bad:
             examples = ', '.join('%s %dx%d' % (path, w, h) for (w, h), path in list(sizes.items())[:3])
             raise UserError('--preprocess %s: without a crop every training image must come out at one size, with '
-                            'sides that are multiples of 4 and at least 8 (here: %s); use --preprocess '
-                            'resize_and_crop or crop, or resize the images first' % (self.opt.preprocess, examples))
+                            'sides that are multiples of %d (for --netG %s) and at least 8 (here: %s); use '
+                            '--preprocess resize_and_crop or crop, or resize the images first'
+                            % (self.opt.preprocess, multiple, self.opt.netG, examples))
 
     def __getitem__(self, key):
         index = key[-1] if isinstance(key, tuple) else key

@@ -11,7 +11,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from util.images import as_rgb, from_uint8, to_uint8
-from . import execution
+from util.util import UserError
+from . import execution, out_of_core
 
 HINT = 'try --tile 512, a smaller image or (for the GPU) the CPU'
 
@@ -97,6 +98,9 @@ class Enhancer(ImageEnhancer):
     command at hand; step, if given, is called after each layer and band and may raise to stop (models/nerco.py)."""
 
     def __init__(self, model, tile=0, hint=HINT, step=None):
+        netG = model.inference.architecture.netG
+        if tile and netG not in out_of_core.TILED_GENERATORS:
+            raise UserError('%s, not --netG %s; leave out --tile' % (out_of_core.RESNET_ONLY, netG))
         self.model, self.tile, self.hint, self.step = model, tile, hint, step
         self.device = model.device
 

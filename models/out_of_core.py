@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from util.util import UserError
 from .execution import unwrap
 
-RESNET_ONLY = '--tile supports the ResNet generators only (--netG resnet_9blocks or resnet_6blocks)'
+TILED_GENERATORS = ('resnet_9blocks', 'resnet_6blocks')
+RESNET_ONLY = '--tile supports the ResNet generators only (--netG %s)' % ' or '.join(TILED_GENERATORS)
 
 
 def reflect(i, size):

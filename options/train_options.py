@@ -2,7 +2,7 @@
 from models.discriminators import GAN_MODES, NLayerDiscriminator
 from models.edge_filter import EDGE_FILTERS, EDGE_RGB
 from models.execution import CUDA_GRAPH_MODES
-from models.networks import LR_POLICIES
+from models.networks import LR_POLICIES, SIDE_MULTIPLE
 from .base_options import BaseOptions
 
 
@@ -118,8 +118,10 @@ class TrainOptions(BaseOptions):
         BaseOptions.check(self, parser, opt)
         if 'crop' in opt.preprocess and 'resize' in opt.preprocess and opt.crop_size > opt.load_size:
             parser.error('--crop_size %d is larger than --load_size %d' % (opt.crop_size, opt.load_size))
-        if opt.crop_size % 4:
-            parser.error('--crop_size %d is not a multiple of 4 (the generators downsample twice)' % opt.crop_size)
+        multiple = SIDE_MULTIPLE[opt.netG]
+        if opt.crop_size % multiple:
+            parser.error('--crop_size %d is not a multiple of %d (--netG %s halves the image %d times)'
+                         % (opt.crop_size, multiple, opt.netG, multiple.bit_length() - 1))
         if getattr(opt, 'lambda_identity', 0) > 0 and opt.input_nc != opt.output_nc:
             parser.error('--lambda_identity %g needs --input_nc == --output_nc (or --lambda_identity 0)'
                          % opt.lambda_identity)

@@ -224,6 +224,22 @@ def test_tiling_auto_tiles_exactly_the_photos_above_tile_above(served, tmp_path)
         assert used.pop() == expected, (height, width, tile)
 
 
+def test_a_u_net_model_is_served_untiled(tmp_path):
+    """The out-of-core runner takes ResNet generators only: a U-Net model (--netG unet_128) enhances photos above
+    --tile_above, or with tiling "on", in memory (it used to fail on them with a message that tiling cannot run)."""
+    from models.nerco import Architecture, NeRCoInference
+    from models.inference import Enhancer, InferenceModel
+    from models.execution import Settings
+    torch.manual_seed(0)
+    enhancer = Enhancer(InferenceModel(NeRCoInference(Architecture(ngf=8, netG='unet_128')), torch.device('cpu'),
+                                       Settings()))
+    photos = app_script.Photos(enhancer, MAX_PIXELS, 100, str(tmp_path))
+    photo = image_pair(1, (20, 30))[1]
+    expected = enhancer(photo)
+    for tile in ('auto', 'on'):
+        assert np.array_equal(photos.enhance_one(photo, tile, 'none'), expected), tile
+
+
 def test_a_request_whose_page_closes_stops_at_its_next_layer_and_keeps_nothing(served, tmp_path, capsys):
     """The page closes while the third layer (or band) is computed: the job stops there, in memory and tiled, its
     outputs so far are deleted; another page closing, or an earlier close, stops nothing."""

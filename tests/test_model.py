@@ -167,9 +167,13 @@ def test_tiled_inference_with_other_norms(tmp_path, norm, eval_mode):
 
 
 def test_tiled_inference_rejects_unet_generators(tmp_path):
+    """Before any image (test.py, enhance.py, enhance_video.py make their Enhancer at the start), and in the
+    out-of-core runner itself."""
     model = build_model(make_test_options(tmp_path, '--ngf', '8', '--netG', 'unet_256', '--tile', '64'))
-    with pytest.raises(UserError, match='--tile supports the ResNet generators only'):
-        Enhancer(model, model.opt.tile).tensor(torch.rand(1, 3, 16, 16))
+    with pytest.raises(UserError, match='--tile supports the ResNet generators only.*not --netG unet_256'):
+        Enhancer(model, model.opt.tile)
+    with pytest.raises(UserError, match='--tile supports the ResNet generators only'), torch.no_grad():
+        model.enhance(torch.rand(1, 3, 16, 16), tile=64)
 
 
 def test_tiled_inference_on_a_full_disk_names_tmpdir(tmp_path, monkeypatch):

@@ -38,6 +38,9 @@ def test_official_test_command_is_accepted(tmp_path):
     (['--preprocess', 'bar'], "invalid choice: 'bar'"),
     (['--crop_size', '600'], '--crop_size 600 is larger than --load_size 512'),
     (['--crop_size', '126', '--load_size', '130'], 'not a multiple of 4'),
+    (['--netG', 'unet_128', '--crop_size', '32', '--load_size', '36'],
+     '--crop_size 32 is not a multiple of 128 (--netG unet_128 halves the image 7 times)'),
+    (['--netG', 'unet_256', '--crop_size', '128', '--load_size', '136'], 'not a multiple of 256'),
 ])
 def test_bad_options_are_rejected_at_parse_time(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit):

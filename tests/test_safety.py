@@ -307,13 +307,17 @@ def test_a_training_state_of_another_architecture_is_refused(tmp_path):
     assert 'latest_train_state.pth: the optimizer state does not fit these networks' in str(exit_info.value)
 
 
-@pytest.mark.parametrize('preprocess, sizes', [('none', [(3, 2), (40, 36)]), ('none', [(40, 36), (44, 36)]),
-                                               ('scale_width', [(70, 50), (70, 50)])])
-def test_uncropped_training_images_of_unusable_sizes_are_refused_at_start(tmp_path, preprocess, sizes):
+@pytest.mark.parametrize('preprocess, sizes, netG', [('none', [(3, 2), (40, 36)], 'resnet_9blocks'),
+                                                     ('none', [(40, 36), (44, 36)], 'resnet_9blocks'),
+                                                     ('scale_width', [(70, 50), (70, 50)], 'resnet_9blocks'),
+                                                     ('none', [(64, 64), (64, 64)], 'unet_128')])
+def test_uncropped_training_images_of_unusable_sizes_are_refused_at_start(tmp_path, preprocess, sizes, netG):
+    """Sizes the generators cannot take: odd, tiny, mixed, or (U-Nets) not multiples of 128 / 256."""
     for i, size in enumerate(sizes):
         for folder in ('trainA', 'trainB'):
             write_image(str(tmp_path / 'data' / folder / ('img%d.png' % i)), size, seed=i)
-    argv = train_argv(tmp_path, '--preprocess', preprocess, '--load_size', '70', '--crop_size', '32')
+    crop = '128' if netG == 'unet_128' else '32'  # a crop is checked even where it is not used
+    argv = train_argv(tmp_path, '--preprocess', preprocess, '--load_size', '70', '--crop_size', crop, '--netG', netG)
     with pytest.raises(SystemExit) as exit_info:
         train_script.main(argv)
     message = str(exit_info.value)
