@@ -33,6 +33,7 @@ from util.video import open_video  # noqa: E402
 
 CRF_CODECS = ('libx264', 'libx265', 'libvpx-vp9')
 COPIED = ('audio', 'subtitle')
+TS_NEGATIVE = 0x40000  # FFmpeg's AVFMT_TS_NEGATIVE: the container holds times before 0
 
 
 def default_codec():
@@ -105,6 +106,7 @@ def plan_output(args):
                 from None
         with container:
             holds = container.supported_codecs
+            negative_times = container.format.flags & TS_NEGATIVE
             if args.codec is None:
                 args.codec = next((c for c in (default_codec(), container.default_video_codec, 'mpeg4')
                                    if c in holds and is_video_encoder(c)), None)
@@ -126,6 +128,20 @@ def plan_output(args):
                    'only the first video stream, audio and subtitles are carried over')
             print('note: stream #%d of %s (%s, %s) is left out: %s' % (stream.index, args.input, stream.type, codec,
                                                                        why), file=sys.stderr)
+        lead = -min([first_time(source, index) for index in args.copies] + [0])
+        if lead > 0 and not negative_times:
+            print('note: the sound or subtitles of %s start at %.3f s (an encoder\'s priming), and a %s file holds '
+                  'no times before 0: every stream of %s starts %.3f s later, in sync'
+                  % (args.input, -lead, ext, args.out, lead), file=sys.stderr)
+
+
+def first_time(source, index):
+    """The time, in seconds, of the first packet of the stream index of source (which is left at its start)."""
+    try:
+        packet = next((p for p in source.demux(source.streams[index]) if p.pts is not None), None)
+        return float(packet.pts * packet.time_base) if packet else 0.0
+    finally:
+        source.seek(0)
 
 
 def check_timing(args, trial_frames=8):
@@ -174,19 +190,30 @@ class Writer:
         copies = args.copies if copies is None else copies
         self.copies = {s.index: self.container.add_stream_from_template(s) for s in source.streams
                        if s.index in copies}
+        self.durations, self.end = {}, 0  # the end: where the last frame's time is up
 
     def copy(self, packet):
         if packet.dts is not None:
             packet.stream = self.copies[packet.stream.index]
             self.container.mux(packet)
 
-    def write(self, image, pts, time_base):
+    def write(self, image, pts, time_base, duration=None):
         frame = av.VideoFrame.from_ndarray(image, format='rgb24')
         frame.pts, frame.time_base = pts, time_base
-        self.container.mux(self.video.encode(frame))
+        if duration:
+            self.durations[pts * time_base] = duration * time_base
+        self.mux(self.video.encode(frame))
+
+    def mux(self, packets):
+        for packet in packets:  # each frame keeps its duration, which the encoder would take from the frame rate
+            duration = self.durations.pop(packet.pts * packet.time_base, None)
+            if duration:
+                packet.duration = round(duration / packet.time_base)
+            self.end = max(self.end, (packet.pts + packet.duration) * packet.time_base)
+            self.container.mux(packet)
 
     def close(self):
-        self.container.mux(self.video.encode(None))
+        self.mux(self.video.encode(None))
         self.container.close()
 
 
@@ -199,7 +226,7 @@ class FrameBatches:
         self.enhance, self.batch_size, self.write = enhance, batch_size, write
         self.pending, self.previous, self.count, self.size = [], None, 0, None
 
-    def add(self, image, pts, time_base):
+    def add(self, image, pts, time_base, duration=None):
         if image is not None:
             self.size = self.size or image.shape[:2]
             if image.shape[:2] != self.size:
@@ -207,17 +234,17 @@ class FrameBatches:
                                 'size; cut the video where its size changes and enhance each part'
                                 % (float(pts * time_base) if pts is not None else float('nan'), image.shape[1],
                                    image.shape[0], self.size[1], self.size[0]))
-        self.pending.append((image, pts, time_base))
+        self.pending.append((image, pts, time_base, duration))
         if len(self.pending) == self.batch_size:
             self.flush()
 
     def flush(self):
-        images = [image for image, _, _ in self.pending if image is not None]
+        images = [image for image, *_ in self.pending if image is not None]
         outputs = iter(self.enhance(np.stack(images)) if images else ())
-        for image, pts, time_base in self.pending:
+        for image, *when in self.pending:
             self.previous = next(outputs) if image is not None else self.previous
             if self.previous is not None:
-                self.write(self.previous, pts, time_base)
+                self.write(self.previous, *when)
                 self.count += 1
         self.pending = []
 
@@ -257,20 +284,34 @@ def transcode(enhance, args, target, frames, matrix):
                 writer.copy(packet)
                 continue
             try:
-                decoded = [(f.to_ndarray(format='rgb24'), f.pts, f.time_base) for f in packet.decode()]
+                decoded = [(f.to_ndarray(format='rgb24'), f.pts, f.time_base, f.duration) for f in packet.decode()]
             except av.error.InvalidDataError as exc:
                 what = 'repeated the previous enhanced frame' if batches.previous is not None or batches.pending \
                     else 'dropped it (no earlier frame to repeat)'
                 tqdm.write('frame at %.3f s of %s could not be decoded (%s); %s' % (
                     frame_time(packet), args.input, exc.strerror or exc, what), file=sys.stderr)
-                decoded = [(None, packet.pts, packet.time_base)]
-            for image, pts, time_base in decoded:
-                batches.add(image, pts, time_base)
+                decoded = [(None, packet.pts, packet.time_base, packet.duration)]
+            for frame in decoded:
+                batches.add(*frame)
                 progress.update()
         batches.flush()
         progress.close()
         writer.close()
+    last_frame_kept(target, writer.end, args.out)
     return batches.count
+
+
+def last_frame_kept(path, end, out):
+    """Say so where the video written at path ends before end (MP4 and MOV take the last frame's duration from the
+    last frame in the encoder's order, which B-frames make another than the last shown)."""
+    with av.open(path) as written:
+        kept = max(((p.pts + p.duration) * p.time_base for p in written.demux(written.streams.video[0])
+                    if p.pts is not None), default=end)
+    if end - kept > 0.001:
+        print('note: the last frame of %s lasts %.3f s less than in the input (a %s file takes the last frame\'s '
+              'duration from the encoder\'s frame order); .mkv and .webm keep it' % (out, end - kept,
+                                                                                os.path.splitext(out)[1]),
+              file=sys.stderr)
 
 
 def check_paths(args):

@@ -43,13 +43,19 @@ def write_clip(path, frames, durations_ms, audio=True, rotation=0, codec='libx26
         sound = out.add_stream('aac', rate=8000, layout='mono') if audio else None
         srt = av.open(subtitles) if subtitles else None
         text = out.add_stream_from_template(srt.streams.subtitles[0]) if srt else None
-        pts = 0
+        pts, lasting = 0, {}
+
+        def mux(packets):  # each frame with its duration (the encoder's would be the frame rate's)
+            for packet in packets:
+                packet.duration = lasting[packet.pts]
+                out.mux(packet)
         for image, duration in zip(frames, durations_ms):
             frame = av.VideoFrame.from_ndarray(image, format='rgb24')
             frame.pts, frame.time_base = pts, MS
-            out.mux(video.encode(frame))
+            lasting[pts] = duration
+            mux(video.encode(frame))
             pts += duration
-        out.mux(video.encode(None))
+        mux(video.encode(None))
         if sound:
             samples = 8 * pts
             for start in range(0, samples, 1024):
@@ -347,6 +353,32 @@ def test_every_container_keeps_the_timing_or_is_refused_before_the_model_loads(c
         assert enhanced.shape == frames.shape and np.allclose(out_times, times, atol=0.011), ext
         assert 'stream #1 of %s (subtitle, srt) is left out: a %s file cannot hold srt' % (clips['vfr'], ext) \
             in capsys.readouterr().err
+    # AAC's priming puts the sound's first packet before 0: .mkv, which holds no times before 0, shifts every
+    # stream by as much, and says so; .mp4 keeps the times as they are
+    clip = write_clip(tmp_path / 'camera.mp4', dark_scene(6, size=(32, 20)), [40] * 6)
+    frames, times, _, sound = read_clip(clip)
+    lead = -sound[0][1]
+    assert lead > 0.1
+    for ext, shift in (('.mkv', lead), ('.mp4', 0)):
+        out = tmp_path / ('sound' + ext)
+        assert enhance_video.main([clip, '--checkpoints', clips['folder'], '--out', str(out)]) == 0
+        _, out_times, _, out_sound = read_clip(out)
+        assert np.allclose(out_times, np.add(times, shift), atol=1e-3), ext
+        assert np.allclose([t for _, t in out_sound], np.add([t for _, t in sound], shift), atol=1e-3), ext
+        said = ('note: the sound or subtitles of %s start at %.3f s (an encoder\'s priming), and a .mkv file holds no '
+                'times before 0: every stream of %s starts %.3f s later, in sync' % (clip, -lead, out, lead))
+        assert (said in capsys.readouterr().err) == bool(shift), ext
+    # a last frame that lasts (3 s here) keeps its duration in .mkv and .webm; .mp4 says it does not
+    clip = write_clip(tmp_path / 'pause.mkv', dark_scene(4, size=(32, 20)), [40, 40, 40, 3000], audio=False)
+    for ext in ('.mkv', '.webm', '.mp4'):
+        out = tmp_path / ('still' + ext)
+        assert enhance_video.main([clip, '--checkpoints', clips['folder'], '--out', str(out)]) == 0
+        with av.open(str(out)) as written:
+            end = max(float((p.pts + p.duration) * p.time_base) for p in written.demux(written.streams.video[0])
+                      if p.pts is not None)
+        said = 'note: the last frame of %s lasts %.3f s less than in the input' % (out, 3.12 - end)
+        assert (abs(end - 3.12) < 1e-3) != (said in capsys.readouterr().err), (ext, end)
+        assert ext == '.mp4' or abs(end - 3.12) < 1e-3, (ext, end)
     monkeypatch.setattr(enhance_video, 'load', lambda args: pytest.fail('the model loaded before the refusal'))
     cases = {(str(tmp_path / 'out.avi'),): "a .avi file does not keep the frames' times",
              (str(tmp_path / 'out.webm'), '--codec', 'libx264'): '--codec libx264: a .webm file cannot hold it',
@@ -398,7 +430,7 @@ def test_a_frame_size_that_changes_mid_stream_is_refused_at_any_batch_size():
     for batch_size in (1, 4):
         written, seen = [], []
         batches = enhance_video.FrameBatches(lambda frames: seen.append(len(frames)) or frames, batch_size,
-                                             lambda image, pts, time_base: written.append(pts))
+                                             lambda image, pts, *when: written.append(pts))
         for pts in range(3):
             batches.add(np.zeros((20, 32, 3), np.uint8), pts, Fraction(1, 25))
         with pytest.raises(UserError, match=r'the frame at 0\.120 s is 48x30 where the video began at 32x20'):
