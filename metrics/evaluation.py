@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from metrics import scores
 from util.html import HTML
-from util.images import images_by_stem, load_rgb
+from util.images import find_images, images_by_stem, load_rgb
 from util.util import UserError, atomic_write, strict_json
 
 OUTPUT_SUFFIX, INPUT_SUFFIX = '_fake_B', '_real_A'
@@ -32,9 +32,14 @@ def find_outputs(results, stems=None):
                         % results)
     page = os.path.join(results, 'index.html')
     folder = os.path.join(results, 'images') if os.path.isdir(os.path.join(results, 'images')) else results
-    outputs = images_by_stem(folder, OUTPUT_SUFFIX)
+    outputs = images_by_stem(folder, OUTPUT_SUFFIX, what='enhanced images')
     inputs = images_by_stem(folder, INPUT_SUFFIX) if outputs else {}
-    outputs = outputs or images_by_stem(folder)
+    if outputs:
+        others = len(find_images(folder, recursive=False)) - len(outputs) - len(inputs)
+        if others:
+            print('note: %s: scoring its %d image(s) named <stem>%s (test.py\'s outputs); its %d other image(s) are '
+                  'left out' % (folder, len(outputs), OUTPUT_SUFFIX, others), file=sys.stderr)
+    outputs = outputs or images_by_stem(folder, what='enhanced images')  # a.png and a.jpg: one would be dropped
     if stems is not None:
         wanted = set(stems)
         outputs = {stem: path for stem, path in outputs.items() if stem in wanted}

@@ -460,3 +460,18 @@ def test_ground_truth_that_pairs_two_ways_is_refused_naming_both_files(tmp_path,
         'one that is meant' % gt
     os.remove(os.path.join(gt, 'img0.jpg'))
     assert main([results, '--gt', gt, '--no_lpips', '--no_niqe']) == 0
+    # enhanced images that share a stem (a.png, a.jpg in a plain folder): one used to be dropped from the scores
+    plain = tmp_path / 'plain'
+    for name in ('img0.png', 'img0.jpg', 'img1.png'):
+        write_image(str(plain / name), (36, 40), seed=len(name))
+    for flags in (['--gt', gt, '--no_niqe'], []):
+        line = refused(capsys, main, str(plain), *flags, '--no_lpips')
+        assert line == 'error: enhanced images %s: img0.jpg and img0.png both pair with the images named img0; keep ' \
+            'the one that is meant' % plain, flags
+    os.remove(plain / 'img0.jpg')
+    assert main([str(plain), '--gt', gt, '--no_lpips', '--no_niqe']) == 0
+    capsys.readouterr()
+    os.rename(plain / 'img1.png', plain / 'img1_fake_B.png')  # now read as test.py's outputs: the others are said
+    assert main([str(plain), '--gt', gt, '--no_lpips', '--no_niqe']) == 0
+    assert "note: %s: scoring its 1 image(s) named <stem>_fake_B (test.py's outputs); its 1 other image(s) are left " \
+        'out' % plain in capsys.readouterr().err
