@@ -219,7 +219,7 @@ def train(options, opt):
             visualizer.close()
 
 
-@command
+@command(torchrun=True)
 def main(argv=None):
     options = TrainOptions()
     opt = options.parse(argv)

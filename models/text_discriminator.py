@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from util import distributed
 from util.util import UserError
 from . import checkpoints
 
@@ -42,8 +43,9 @@ def load_clip(pretrained='openai', device='cpu', channels_last=False):
     finally:
         logging.disable(quiet)
     if pretrained == 'none':
-        print('note: --clip_pretrained none: CLIP has random weights, so the text-driven loss means nothing (for '
-              'tests and demos)', file=sys.stderr)
+        if distributed.is_main():  # once, not once per torchrun process
+            print('note: --clip_pretrained none: CLIP has random weights, so the text-driven loss means nothing '
+                  '(for tests and demos)', file=sys.stderr)
     else:
         if pretrained == 'openai':
             path = OPENAI_CACHE if os.path.isfile(OPENAI_CACHE) else _download_openai()

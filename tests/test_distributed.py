@@ -65,6 +65,22 @@ def test_torchrun_without_cuda_says_so_once_and_refuses_batch_norm_in_one_line(t
                       '(SyncBatchNorm), and these run on the CPU: use --norm instance, or GPUs'], result.stderr[-3000:]
 
 
+def test_commands_other_than_train_py_refuse_torchrun_in_one_line(tmp_path):
+    """test.py under torchrun used to enhance half the images (the sampler shards them) while the other process was
+    refused by the results folder's lock; every command but train.py runs in one process, and says so once."""
+    data, _ = tiny_run(tmp_path, 'test')
+    for script, argv in (('test.py', ['--dataroot', data, '--results_dir', str(tmp_path / 'results'), *TINY]),
+                         ('scripts/enhance.py', [data, '--checkpoints', data, '--out', str(tmp_path / 'out')])):
+        result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node',
+                                 '2', os.path.join(ROOT, script), *argv], cwd=ROOT, capture_output=True, text=True,
+                                timeout=300, env=ONE_THREAD)
+        assert result.returncode != 0
+        errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+        assert errors == ['error: %s runs in one process: start it with python, not torchrun (only train.py runs '
+                          'under torchrun)' % os.path.basename(script)], result.stderr[-3000:]
+    assert not os.path.exists(tmp_path / 'results') and not os.path.exists(tmp_path / 'out')
+
+
 def test_torchrun_two_cpu_processes(tmp_path):
     # Every file written atomically (checkpoints, training state, pages) ends in os.replace: log who did it.
     entry = tmp_path / 'log_writes.py'
@@ -81,6 +97,7 @@ train.main()
 """)
     val = make_validation_set(str(tmp_path / 'val'))
     data, result = torchrun(tmp_path, str(entry), 'ddp', '--val_dataroot', val)
+    assert result.stderr.count('note: --clip_pretrained none: CLIP has random weights') == 1  # not one per process
     with open(tmp_path / 'written_by_rank_0') as log:
         assert {'latest_net_G_A.pth', 'latest_net_D_B_edge.pth', 'latest_train_state.pth'} <= set(log.read().split())
     assert not os.path.exists(tmp_path / 'written_by_rank_1')

@@ -24,12 +24,21 @@ def one_line(error):
     return last.split('UserError: ', 1)[-1]
 
 
-def command(main):
+def command(main=None, torchrun=False):
     """Decorator for the main(argv) of every command (train.py, test.py, scripts/*.py): a UserError, or a disk
     that is full or read-only, ends the command with one line 'error: ...' on stderr and exit status 1, never a
-    traceback."""
+    traceback. Unless torchrun (train.py), a command started by torchrun is refused in one line from rank 0 (each
+    process would run the whole command, into the same files)."""
+    if main is None:
+        return functools.partial(command, torchrun=torchrun)
+
     @functools.wraps(main)
     def run(argv=None):
+        if not torchrun and int(os.environ.get('WORLD_SIZE', '1')) > 1:
+            if os.environ.get('RANK', '0') != '0':
+                raise SystemExit(1)
+            raise SystemExit('error: %s runs in one process: start it with python, not torchrun (only train.py '
+                             'runs under torchrun)' % os.path.basename(sys.argv[0]))
         try:
             return main(argv)
         except UserError as exc:
