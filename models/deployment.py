@@ -77,8 +77,12 @@ class NeRCo(NeRCoInference, PyTorchModelHubMixin):
         if not (type(format_version) is int and format_version == FORMAT_VERSION):
             raise UserError('config.json: format_version %s is not one this code reads (%d); export the model again '
                             'with scripts/export.py, or update NeRCo' % (json.dumps(format_version), FORMAT_VERSION))
-        super().__init__(Architecture.from_config(dict(ngf=ngf, netG=netG, norm=norm, no_dropout=no_dropout,
-                                                       input_nc=input_nc, output_nc=output_nc)))
+        architecture = Architecture.from_config(dict(ngf=ngf, netG=netG, norm=norm, no_dropout=no_dropout,
+                                                     input_nc=input_nc, output_nc=output_nc))
+        try:
+            super().__init__(architecture)
+        except UserError as exc:  # networks too wide for memory
+            raise UserError('config.json: %s' % exc) from None
         self.for_inference_alone()
 
     def forward(self, image):

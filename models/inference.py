@@ -11,19 +11,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from util.images import as_rgb, from_uint8, to_uint8
+from util.runtime import out_of_memory
 from util.util import UserError
 from . import execution, out_of_core
 
 HINT = 'try --tile 512, a smaller image or (for the GPU) the CPU'
-
-
-def out_of_memory(error):
-    """'GPU' or 'CPU' when error says that device ran out of memory, else None."""
-    if isinstance(error, torch.cuda.OutOfMemoryError):
-        return 'GPU'
-    if isinstance(error, MemoryError) or isinstance(error, RuntimeError) and "can't allocate memory" in str(error):
-        return 'CPU'
-    return None
 
 
 def as_batch(image):

@@ -1,5 +1,7 @@
 """Builders shared by every NeRCo network: normalisation, weight init, LR schedules, and the define_* factories."""
 import functools
+import inspect
+import re
 
 import torch
 import torch.nn as nn
@@ -7,6 +9,8 @@ import torch.nn.functional as F
 from torch.nn import init
 from torch.optim import lr_scheduler
 
+from util.runtime import out_of_memory
+from util.util import UserError
 from .discriminators import NLayerDiscriminator, PixelDiscriminator
 from .generators import ResnetGenerator, UnetGenerator
 from .mask_extractor import MaskExtractor
@@ -91,6 +95,28 @@ def get_scheduler(optimizer, opt, plateau_mode='min'):
     raise ValueError('--lr_policy %s is not one of %s' % (opt.lr_policy, ', '.join(LR_POLICIES)))
 
 
+def sized(flag):
+    """Decorator for a define_* function: running out of memory while building its network (a huge --ngf or --ndf)
+    is a UserError naming the flag, not a traceback."""
+    def decorate(define):
+        @functools.wraps(define)
+        def build(*args, **kwargs):
+            try:
+                return define(*args, **kwargs)
+            except (MemoryError, RuntimeError) as exc:
+                if out_of_memory(exc) is None:
+                    raise
+                value = inspect.signature(define).bind(*args, **kwargs).arguments[flag]
+                needed = re.search(r'allocate (\d+) bytes', str(exc))
+                why = ('one layer alone takes %.1f GB' % (int(needed.group(1)) / 1e9) if needed else
+                       'out of %s memory' % out_of_memory(exc))
+                raise UserError('%s %s: networks this wide do not fit in memory (%s); choose a smaller --%s%s' % (
+                    flag, value, why, flag, ' (or ngf in config.json)' if flag == 'ngf' else '')) from None
+        return build
+    return decorate
+
+
+@sized('ngf')
 def define_G(input_nc, output_nc, ngf, netG, norm='instance', use_dropout=False,
              init_type='normal', init_gain=0.02, device='cpu'):
     """The enhancer G_A (6 -> 3 channels) or the degrader G_B (3 -> 3), chosen by --netG."""
@@ -108,11 +134,13 @@ def define_G(input_nc, output_nc, ngf, netG, norm='instance', use_dropout=False,
     return init_net(net, init_type, init_gain, device)
 
 
+@sized('ngf')
 def define_Pre(input_nc, ngf, norm='instance', use_dropout=False, init_type='normal', init_gain=0.02, device='cpu'):
     """The neural representation normalisation network (NRN); its encoder is always the 9-block ResNet trunk."""
     return init_net(NRN(input_nc, ngf, get_norm_layer(norm), use_dropout), init_type, init_gain, device)
 
 
+@sized('ngf')
 def define_H(input_nc, output_nc, ngf, norm='instance', use_dropout=False, init_type='normal', init_gain=0.02,
              device='cpu'):
     """The mask extractor H."""
@@ -129,6 +157,7 @@ def define_inference(input_nc, output_nc, ngf, netG, norm='instance', use_dropou
             'H': define_H(input_nc, output_nc, ngf, **init)}
 
 
+@sized('ndf')
 def define_D(input_nc, ndf, netD, n_layers_D=3, norm='instance', init_type='normal', init_gain=0.02, device='cpu'):
     """A PatchGAN discriminator chosen by --netD (basic is the 70x70 PatchGAN)."""
     norm_layer = get_norm_layer(norm)

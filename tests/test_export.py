@@ -464,6 +464,35 @@ def test_exports_get_the_mode_the_umask_gives(tmp_path):
                      'nerco.onnx': '0o644'}
 
 
+def test_networks_too_wide_for_memory_are_one_line(tiny_hub, tmp_path, monkeypatch, capsys):
+    """A Hub config.json, test.py's --ngf or train.py's --ndf asking for networks whose layers cannot be allocated:
+    one line naming the flag (it was a RuntimeError traceback from the allocator)."""
+    import test as test_script
+    import train as train_script
+    from helpers import make_dataset_folders, train_argv
+    conv = torch.nn.Conv2d.__init__
+
+    def allocating(self, in_channels, out_channels, *args, **kwargs):  # as the allocator fails, without the memory
+        if out_channels > 10 ** 4:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                               "memory: you tried to allocate 117600000000 bytes. Error code 12")
+        conv(self, in_channels, out_channels, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Conv2d, '__init__', allocating)
+    folder = spoiled_copy(tiny_hub, tmp_path, config={'ngf': 10 ** 5})
+    with pytest.raises(UserError) as error:
+        deployment.load_hub_folder(str(folder))
+    assert str(error.value) == ('%s: ngf 100000: networks this wide do not fit in memory (one layer alone takes 117.6 '
+                                'GB); choose a smaller --ngf (or ngf in config.json)' % (folder / 'config.json'))
+    make_dataset_folders(str(tmp_path / 'data'))
+    line = refused(capsys, test_script.main, '--dataroot', str(tmp_path / 'data'), '--checkpoints_dir',
+                   str(tmp_path / 'saves'), '--gpu_ids', '-1', '--ngf', '100000')
+    assert line.startswith('error: ngf 100000: networks this wide do not fit in memory'), line
+    line = refused(capsys, train_script.main, *train_argv(tmp_path, '--ndf', '100000'))
+    assert line == ('error: ndf 100000: networks this wide do not fit in memory (one layer alone takes 117.6 GB); '
+                    'choose a smaller --ndf'), line
+
+
 @pytest.mark.parametrize('config, message', [
     ({'ngf': -8}, 'ngf -8 must be a whole number of filters, 1 or more'),
     ({'ngf': '8'}, 'ngf "8" must be a whole number of filters, 1 or more'),

@@ -80,3 +80,12 @@ def setup(opt):
                             % torch.cuda.get_device_name(opt.device))
         torch.cuda.set_device(opt.device)
     return opt
+
+
+def out_of_memory(error):
+    """'GPU' or 'CPU' when error says that device ran out of memory, else None."""
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return 'GPU'
+    if isinstance(error, MemoryError) or isinstance(error, RuntimeError) and "can't allocate memory" in str(error):
+        return 'CPU'
+    return None
