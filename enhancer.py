@@ -25,7 +25,15 @@ def load_enhancer(path, epoch='latest', device='cpu', hint=inference.HINT, archi
     if not os.path.exists(path):
         raise UserError('%s: no such file or folder (a checkpoint folder, a Hub folder or an .onnx file)' % path)
     checkpoint = CHECKPOINT_FILE.fullmatch(os.path.basename(path))
+    single = 'an ONNX file' if os.path.isfile(path) else 'a Hub folder' if os.path.isfile(
+        os.path.join(path, 'config.json')) else None
+    if single and not checkpoint and str(epoch) != 'latest':
+        raise UserError('--epoch %s: %s is %s, which holds one model, not one per epoch; leave out --epoch'
+                        % (epoch, path, single))
     if checkpoint and os.path.isfile(path):  # one file of a checkpoint set: its folder, at its epoch
+        if str(epoch) not in ('latest', checkpoint.group(1)):
+            raise UserError('--epoch %s: %s is of the checkpoint %s; give its folder with --epoch %s, or leave out '
+                            '--epoch' % (epoch, path, checkpoint.group(1), epoch))
         path, epoch = os.path.dirname(path), checkpoint.group(1)
     elif os.path.isfile(path):
         given = [name for name, value in vars(settings).items() if value != getattr(execution.Settings, name)]

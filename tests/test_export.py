@@ -464,6 +464,28 @@ def test_exports_get_the_mode_the_umask_gives(tmp_path):
                      'nerco.onnx': '0o644'}
 
 
+def test_an_epoch_that_a_model_file_or_hub_folder_cannot_give_is_refused(tiny_hub, tmp_path):
+    """--epoch 7 with a Hub folder or an ONNX file (one model each) was ignored without a word; with a checkpoint
+    file of another epoch (5_net_G_A.pth), the file's epoch was used."""
+    onnx_file = tmp_path / 'm.onnx'
+    onnx_file.write_bytes(b'not read: refused before')
+    for path, kind in ((tiny_hub, 'a Hub folder'), (onnx_file, 'an ONNX file')):
+        with pytest.raises(UserError) as error:
+            load_enhancer(str(path), epoch=7)
+        assert str(error.value) == '--epoch 7: %s is %s, which holds one model, not one per epoch; leave out ' \
+            '--epoch' % (path, kind)
+    folder = save_tiny_checkpoint(tmp_path)
+    for name in ('G_A', 'Pre', 'H'):
+        os.rename(os.path.join(folder, 'latest_net_%s.pth' % name), os.path.join(folder, '5_net_%s.pth' % name))
+    checkpoint = os.path.join(folder, '5_net_G_A.pth')
+    with pytest.raises(UserError) as error:
+        load_enhancer(checkpoint, epoch='best')
+    assert str(error.value) == '--epoch best: %s is of the checkpoint 5; give its folder with --epoch best, or ' \
+        'leave out --epoch' % checkpoint
+    assert np.array_equal(load_enhancer(checkpoint, epoch=5)(np.zeros((8, 8, 3), np.uint8)),
+                          load_enhancer(folder, epoch=5)(np.zeros((8, 8, 3), np.uint8)))
+
+
 def test_networks_too_wide_for_memory_are_one_line(tiny_hub, tmp_path, monkeypatch, capsys):
     """A Hub config.json, test.py's --ngf or train.py's --ndf asking for networks whose layers cannot be allocated:
     one line naming the flag (it was a RuntimeError traceback from the allocator)."""
