@@ -15,7 +15,6 @@ import argparse
 import collections
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -221,10 +220,6 @@ def parse(argv):
     return args
 
 
-def stop(signum, frame):
-    raise KeyboardInterrupt
-
-
 @command
 def main(argv=None):
     args = parse(argv)
@@ -232,7 +227,6 @@ def main(argv=None):
     if args.examples and not examples:
         raise UserError('--examples %s: no images found' % args.examples)
     enhancer = load_enhancer(args.checkpoints, args.epoch, args.device)
-    signal.signal(signal.SIGTERM, stop)  # as Ctrl-C: the server closes and the folder of results is deleted
     with tempfile.TemporaryDirectory(prefix='nerco_app_') as folder:
         photos = Photos(enhancer, args.max_pixels, args.tile_above, folder)
         page = build(photos, examples, args.device.startswith('cuda'), '%s, epoch %s' % (args.checkpoints, args.epoch))

@@ -112,7 +112,7 @@ def test_sigterm_deletes_the_folder_of_results_as_ctrl_c_does(served, tmp_path):
     url, folder, photos = served
     temporary = tmp_path / 'tmp'
     temporary.mkdir()
-    for stop in (signal.SIGTERM, signal.SIGINT):
+    for stop in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         server, address = serve(folder, env=dict(os.environ, TMPDIR=str(temporary)))
         client = gradio_client.Client(address, verbose=False)
         client.predict([gradio_client.handle_file(str(photos / 'odd.png'))], 'auto', 'none', api_name='/enhance')

@@ -356,6 +356,52 @@ def test_a_full_disk_is_one_line_naming_the_folder(tmp_path, monkeypatch, capsys
     assert not os.path.exists(tmp_path / 'hub') and not [n for n in os.listdir(tmp_path) if n.startswith('.')]
 
 
+def test_sigterm_ends_a_command_as_ctrl_c_does_and_leaves_no_temporary_files(tmp_path, monkeypatch, capsys):
+    """SIGTERM (a service manager, `timeout`) or SIGHUP (a closed terminal) used to kill test.py --tile and export.py
+    at once, leaving nerco_tile_* in TMPDIR and .export-* beside --out; now it interrupts them as Ctrl-C does:
+    their temporary files are removed, one line, status 130."""
+    import signal
+    import tempfile
+    from models import deployment
+    from models.inference import Enhancer
+    folder = save_tiny_checkpoint(tmp_path)
+    write_image(str(tmp_path / 'data' / 'testA' / 'a.png'), (40, 36))
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'tmp'))
+    os.makedirs(tmp_path / 'tmp')
+    started = []
+
+    def signalled(real, stop):
+        def run(*args, **kwargs):
+            started.append(os.listdir(tmp_path / 'tmp') + os.listdir(tmp_path))
+            os.kill(os.getpid(), stop)
+            return real(*args, **kwargs)
+        return run
+
+    from models import out_of_core
+    commands = [(test_script.main, ['--dataroot', str(tmp_path / 'data'), '--name', 'tiny', '--checkpoints_dir',
+                                    str(tmp_path / 'saves'), '--results_dir', str(tmp_path / 'results'), *TINY,
+                                    '--preprocess', 'none', '--tile', '16'], out_of_core.Engine, 'conv'),
+                (load_script('scripts/export.py').main, ['--checkpoints', folder, '--format', 'safetensors', '--out',
+                                                         str(tmp_path / 'hub')], deployment.NeRCo, 'save_pretrained')]
+    def not_handled(signum, frame):  # what the test process does where a command would not handle the signal
+        raise AssertionError('signal %d was not handled by the command' % signum)
+
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        previous = signal.signal(stop, not_handled)
+        for main, argv, owner, method in commands:
+            started.clear()
+            monkeypatch.setattr(owner, method, signalled(getattr(owner, method), stop))
+            with pytest.raises(SystemExit) as exit_info:
+                main(argv)
+            monkeypatch.undo()
+            monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'tmp'))
+            assert exit_info.value.code == 130 and capsys.readouterr().err.endswith('error: interrupted\n'), stop
+            assert started and not os.listdir(tmp_path / 'tmp'), (stop, started)
+            assert main is not test_script.main or any(name.startswith('nerco_tile_') for name in started[0])
+            assert not os.path.exists(tmp_path / 'hub') and not [n for n in os.listdir(tmp_path) if n.startswith('.')]
+        assert signal.signal(stop, previous) is not_handled  # the command put back the handler it found
+
+
 def test_dataset_scripts_on_a_full_disk_leave_no_partial_image(tmp_path, monkeypatch, capsys):
     """make_demo_data.py and prepare_dataset.py --copy running out of space part-way through an image: one line
     naming the folder or file, and no half-written image that training would meet as a corrupt one; the same

@@ -6,11 +6,14 @@ import importlib
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 
 
 FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # errors of writing, not of the command
+TERMINATING = tuple(getattr(signal, name) for name in ('SIGTERM', 'SIGHUP') if hasattr(signal, name))
 
 
 class UserError(Exception):
@@ -24,11 +27,17 @@ def one_line(error):
     return last.split('UserError: ', 1)[-1]
 
 
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def command(main=None, torchrun=False):
     """Decorator for the main(argv) of every command (train.py, test.py, scripts/*.py): a UserError, or a disk
     that is full or read-only, ends the command with one line 'error: ...' on stderr and exit status 1, never a
-    traceback. Unless torchrun (train.py), a command started by torchrun is refused in one line from rank 0 (each
-    process would run the whole command, into the same files)."""
+    traceback. SIGTERM and SIGHUP (a service manager, a closed terminal) interrupt it as Ctrl-C does, so that its
+    temporary files and folders are removed as they are then; an interruption ends it with one line and status 130.
+    Unless torchrun (train.py), a command started by torchrun is refused in one line from rank 0 (each process would
+    run the whole command, into the same files)."""
     if main is None:
         return functools.partial(command, torchrun=torchrun)
 
@@ -39,8 +48,14 @@ def command(main=None, torchrun=False):
                 raise SystemExit(1)
             raise SystemExit('error: %s runs in one process: start it with python, not torchrun (only train.py '
                              'runs under torchrun)' % os.path.basename(sys.argv[0]))
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            handlers = {s: signal.signal(s, interrupt) for s in TERMINATING}
         try:
             return main(argv)
+        except KeyboardInterrupt:
+            print('error: interrupted', file=sys.stderr)
+            raise SystemExit(130) from None
         except UserError as exc:
             raise SystemExit('error: ' + one_line(exc)) from None
         except OSError as exc:
@@ -49,6 +64,9 @@ def command(main=None, torchrun=False):
             where = os.path.dirname(os.path.abspath(exc.filename)) if exc.filename else 'an output folder'
             raise SystemExit('error: cannot write in %s: %s; free some space there or choose another output folder'
                              % (where, exc.strerror)) from None
+        finally:
+            for s, handler in handlers.items():
+                signal.signal(s, handler)
     return run
 
 
