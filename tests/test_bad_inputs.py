@@ -363,7 +363,6 @@ def test_sigterm_ends_a_command_as_ctrl_c_does_and_leaves_no_temporary_files(tmp
     import signal
     import tempfile
     from models import deployment
-    from models.inference import Enhancer
     folder = save_tiny_checkpoint(tmp_path)
     write_image(str(tmp_path / 'data' / 'testA' / 'a.png'), (40, 36))
     monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'tmp'))
