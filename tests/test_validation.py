@@ -13,7 +13,7 @@ from PIL import Image
 import train as train_script
 from conftest import build_model, train_options
 from helpers import (TINY, fake_alexnet, make_dataset_folders, make_validation_set,
-                     referenced_files_exist, run_script, train_argv)
+                     referenced_files_exist, run_script, train_argv, write_image)
 from enhancer import load_enhancer
 from metrics import scores as metrics
 from models.NeRCo_model import NeRCoModel
@@ -119,6 +119,23 @@ def test_an_unreadable_validation_image_stops_the_run_at_its_start(tmp_path):
         train_script.main(train_argv(tmp_path, '--val_dataroot', val))
     assert 'v1.png cannot be read' in str(exit_info.value) and '\n' not in str(exit_info.value)
     assert not os.path.exists(tmp_path / 'saves' / 'run' / 'latest_net_G_A.pth')
+
+
+def test_validation_images_with_names_that_fill_the_file_system_limit(tmp_path):
+    """A validation image named with 250 bytes (in two-byte letters) used to end the run at its first validation with
+    "File name too long" (its samples are named val_epoch001_iter00000002_<stem>.png); the samples' names are cut,
+    with a hash, and the page shows them."""
+    make_dataset_folders(str(tmp_path / 'data'))
+    val = tmp_path / 'val'
+    long_name = 'é' * 123 + '.png'
+    for folder, seed in (('testA', 1), ('testB', 2)):
+        write_image(str(val / folder / long_name), (40, 36), seed=seed)
+    argv = train_argv(tmp_path, '--val_dataroot', str(val), '--n_epochs_decay', '0')
+    argv.remove('--no_html')
+    assert train_script.main(argv) == 0
+    shown = referenced_files_exist(str(tmp_path / 'saves' / 'run' / 'web' / 'index.html'))
+    samples = [ref for ref in shown if ref.startswith('images/val_')]
+    assert len(samples) == 2 and all('é' * 50 in ref and '~' in ref for ref in samples), samples
 
 
 def test_a_validation_image_that_becomes_unreadable_stops_the_run_with_latest_saved(tmp_path, monkeypatch):

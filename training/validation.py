@@ -13,13 +13,14 @@ import numpy as np
 from metrics import scores
 from metrics.evaluation import LOWER_IS_BETTER, column_means, image_scores
 from models.inference import Enhancer
-from util.images import find_images, images_by_stem, load_rgb, save_image
+from util.images import find_images, fitting, images_by_stem, load_rgb, save_image
 from util.util import UserError, atomic_write, read_json, strict_json
 
 REFERENCE_METRICS = ('psnr', 'ssim', 'lpips')
 # what a validation scores, in the order of val_metrics.csv
 METRICS = REFERENCE_METRICS + ('niqe',)
 SAMPLES = 3
+SAMPLE_STEM_BYTES = 200  # bytes a validation image's stem keeps in its samples' names
 
 
 class Validator:
@@ -116,7 +117,8 @@ class Validator:
 
     def save_sample(self, image, output, path, epoch, iters):
         """The input (once) and this validation's output of the image at path, for the training page."""
-        stem = os.path.splitext(os.path.basename(path))[0]
+        # within the file system's 255 bytes beside 'val_epoch001_iter00000008_' and '.png'
+        stem = fitting(os.path.splitext(os.path.basename(path))[0], path, SAMPLE_STEM_BYTES)
         images = os.path.join(self.folder, 'web', 'images')
         os.makedirs(images, exist_ok=True)
         input_path = os.path.join(images, 'val_input_%s.png' % stem)

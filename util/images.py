@@ -53,16 +53,22 @@ def output_names(paths, root):
     names, used = {}, set()
     for path, stem in stems.items():
         name = re.sub(r'[\\/.]', '_', os.path.relpath(path, root)) if stem in shared else stem
-        if len(os.fsencode(name)) > NAME_BYTES:
-            digest = hashlib.sha1(os.fsencode(os.path.relpath(path, root))).hexdigest()[:8]
-            while len(os.fsencode(name)) > NAME_BYTES - 9:  # whole letters only
-                name = name[:-1]
-            name += '~' + digest
+        name = fitting(name, os.path.relpath(path, root))
         while name in used:
             name += '_'
         names[path] = name
         used.add(name)
     return names
+
+
+def fitting(name, key, limit=NAME_BYTES):
+    """name, or where it takes more than limit bytes its first whole letters, '~' and a hash of key (what it
+    names, e.g. its path), limit bytes in all."""
+    if len(os.fsencode(name)) <= limit:
+        return name
+    while len(os.fsencode(name)) > limit - 9:
+        name = name[:-1]
+    return name + '~' + hashlib.sha1(os.fsencode(key)).hexdigest()[:8]
 
 
 def load_rgb(path):
