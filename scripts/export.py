@@ -27,14 +27,20 @@ HUB_FILES = ('config.json', 'model.safetensors', 'README.md')
 
 
 def check_out(out, source, overwrite, fmt):
-    """Refuse an --out that is the input, lies inside it, or exists (without --overwrite); with --overwrite, one
-    that is not what an earlier export in format fmt wrote (a NeRCo ONNX file, a Hub folder of export files only)."""
+    """Refuse an --out that is the input, lies inside it, or exists (without --overwrite; an empty folder for the Hub
+    layout is taken); with --overwrite, one that is not what an earlier export in format fmt wrote (a NeRCo ONNX
+    file, a Hub folder of export files only). A folder for an ONNX file is refused naming a file in it."""
     real_out, real_source = os.path.realpath(out), os.path.realpath(source)
     if os.path.commonpath([real_out, real_source]) in (real_out, real_source):
         raise UserError('--out %s: would replace or lie inside the input %s; choose another --out' % (out, source))
     if not os.path.lexists(out):
         return
+    if fmt == 'safetensors' and earlier_export(out) == 'an empty folder':
+        return  # nothing there to lose (a folder made for the export)
     if not overwrite:
+        if fmt == 'onnx' and os.path.isdir(out) and not os.path.islink(out):
+            raise UserError('--out %s: a folder, and --format onnx writes one file: name it, e.g. --out %s'
+                            % (out, os.path.join(out, 'nerco.onnx')))
         raise UserError('--out %s: exists; choose another --out or add --overwrite to replace it' % out)
     what = earlier_export(out)
     if what != fmt:

@@ -395,6 +395,14 @@ def test_overwrite_replaces_only_an_earlier_export(exported, tmp_path, monkeypat
         assert words in line and 'leaves it alone' in line, (name, line)
     assert {path: sorted(os.listdir(path)) for path in (hub, mixed, other)} == before
     assert text.read_text() == 'mine' and os.path.islink(tmp_path / 'link')
+    line = refused(capsys, script.main, '--checkpoints', str(tmp_path / 'saves' / 'tiny'), '--format', 'onnx',
+                   '--out', str(other))  # a folder for a file
+    assert line == 'error: --out %s: a folder, and --format onnx writes one file: name it, e.g. --out %s' % (
+        other, other / 'nerco.onnx')
+    (tmp_path / 'made').mkdir()  # an empty folder made for the Hub layout is taken, --overwrite or not
+    assert script.main(['--checkpoints', str(tmp_path / 'saves' / 'tiny'), '--format', 'safetensors', '--out',
+                        str(tmp_path / 'made')]) == 0
+    assert sorted(os.listdir(tmp_path / 'made')) == sorted(script.HUB_FILES)
     script.check_out(str(onnx_file), str(tmp_path / 'saves' / 'tiny'), True, 'onnx')  # an earlier export: accepted
     assert script.main(['--checkpoints', str(tmp_path / 'saves' / 'tiny'), '--format', 'safetensors', '--out',
                         str(hub), '--overwrite']) == 0
