@@ -16,6 +16,8 @@ GPU memory on CUDA). Weights are random and CLIP is random (--clip_pretrained no
 first_call_s is the first call's time (with --compile: mostly compiling), whether or not it is a warm-up call.
 """
 import argparse
+import contextlib
+import io
 import json
 import os
 import resource
@@ -29,7 +31,12 @@ import warnings
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from models.execution import COMPILE_MODES  # noqa: E402
 from util.util import UserError, command  # noqa: E402
+
+# the flags of train.py / test.py that this script sets from its own
+OUR_FLAGS = {'--crop_size': '--height', '--load_size': '--height', '--compile_mode': '--compile-mode',
+             '--channels_last': '--channels-last', '--activation_checkpointing': '--activation-checkpointing'}
 
 
 def parse_args(argv=None):
@@ -50,7 +57,8 @@ def parse_args(argv=None):
     parser.add_argument('--activation-checkpointing', action='store_true',
                         help='training: recompute the ResNet blocks in the backward pass (--activation_checkpointing)')
     parser.add_argument('--compile', action='store_true', help='the networks through torch.compile (--compile)')
-    parser.add_argument('--compile-mode', default='default', help="torch.compile's mode (--compile_mode)")
+    parser.add_argument('--compile-mode', default='default', choices=COMPILE_MODES,
+                        help="torch.compile's mode (--compile_mode)")
     parser.add_argument('--backend', default='pytorch', choices=('pytorch', 'onnxruntime'),
                         help='inference: the networks in PyTorch, or their ONNX export run by onnxruntime (CPU)')
     parser.add_argument('--one', action='store_true', help=argparse.SUPPRESS)
@@ -70,6 +78,21 @@ def parse_args(argv=None):
     return args
 
 
+def parsed(options, argv):
+    """options.parse(argv); a refusal in one line naming this script's flags, without train.py's usage."""
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            opt = options.parse(argv)
+        sys.stderr.write(said.getvalue())  # its warnings, if any
+        return opt
+    except SystemExit:
+        message = said.getvalue().strip().splitlines()[-1].split('error: ', 1)[-1]
+        for theirs, ours in OUR_FLAGS.items():
+            message = message.replace(theirs, ours)
+        raise UserError(message) from None
+
+
 def build(args, mode, workdir):
     from models import create_model
     from options.test_options import TestOptions
@@ -86,9 +109,9 @@ def build(args, mode, workdir):
             argv.append('--activation_checkpointing')
         argv += ['--clip_pretrained', 'none', '--display_id', '0', '--crop_size', str(args.height),
                  '--load_size', str(args.height)]
-        opt = TrainOptions().parse(argv)
+        opt = parsed(TrainOptions(), argv)
     else:
-        opt = TestOptions().parse(argv + ['--tile', str(args.tile)])
+        opt = parsed(TestOptions(), argv + ['--tile', str(args.tile)])
     if args.device == 'mps':
         opt.device = 'mps'
     with warnings.catch_warnings():
@@ -112,6 +135,7 @@ def onnx_enhancer(args, workdir):
 def measure(args, mode):
     import torch
     from models.inference import Enhancer
+    from util.runtime import out_of_memory
     available = {'cuda': torch.cuda.is_available(), 'mps': torch.backends.mps.is_available()}
     if not available.get(args.device, args.device == 'cpu'):
         raise UserError('--device %s: not available on this machine; use --device cpu' % args.device)
@@ -122,26 +146,32 @@ def measure(args, mode):
             model = build(args, mode, workdir)
             device = model.device
             enhancer = Enhancer(model, args.tile)
-        shape = (args.batch, 3, args.height, args.width)
-        real_A = torch.rand(shape, device=device) * 2 - 1
-        real_B = torch.rand(shape, device=device) * 2 - 1
+        try:
+            shape = (args.batch, 3, args.height, args.width)
+            real_A = torch.rand(shape, device=device) * 2 - 1
+            real_B = torch.rand(shape, device=device) * 2 - 1
 
-        def run():
-            if mode == 'infer':
-                enhancer.tensor(real_A)
-            else:
-                model.set_input({'A': real_A, 'B': real_B, 'A_paths': [''], 'B_paths': ['']})
-                model.optimize_parameters()
-            if device.type == 'cuda':
-                torch.cuda.synchronize()
+            def run():
+                if mode == 'infer':
+                    enhancer.tensor(real_A)
+                else:
+                    model.set_input({'A': real_A, 'B': real_B, 'A_paths': [''], 'B_paths': ['']})
+                    model.optimize_parameters()
+                if device.type == 'cuda':
+                    torch.cuda.synchronize()
 
-        times = []
-        for call in range(args.warmup + args.repeats):
-            if call == args.warmup and device.type == 'cuda':
-                torch.cuda.reset_peak_memory_stats()
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
+            times = []
+            for call in range(args.warmup + args.repeats):
+                if call == args.warmup and device.type == 'cuda':
+                    torch.cuda.reset_peak_memory_stats()
+                start = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - start)
+        except (MemoryError, RuntimeError) as exc:
+            if out_of_memory(exc) is None:
+                raise
+            raise UserError('out of %s memory at --batch %d --height %d --width %d (%s); try smaller ones'
+                            % (out_of_memory(exc), args.batch, args.height, args.width, mode)) from None
         first_call, times = times[0], times[args.warmup:]
         if device.type == 'cuda':
             peak = torch.cuda.max_memory_allocated() / 2 ** 20

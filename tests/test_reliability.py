@@ -12,8 +12,8 @@ import torch
 
 import train as train_script
 from conftest import ROOT, build_model, train_options
-from helpers import (TINY, load_script, make_dataset_folders, one_line_error, run_script, train_argv, write_image,
-                      write_official_checkpoints)
+from helpers import (TINY, load_script, make_dataset_folders, one_line_error, refused, run_script, train_argv,
+                      write_image, write_official_checkpoints)
 from data import create_dataset
 from models.NeRCo_model import NeRCoModel
 from util.util import UserError
@@ -327,3 +327,23 @@ def test_benchmark_refuses_sizes_it_cannot_measure_naming_its_own_flag(argv, mes
     with pytest.raises(SystemExit) as exit_info:
         load_script('scripts/benchmark.py').parse_args(argv)
     assert exit_info.value.code == 2 and capsys.readouterr().err.strip().endswith('error: ' + message)
+
+
+def test_benchmark_names_its_own_flags_for_what_train_and_test_options_refuse(capsys, monkeypatch):
+    """What train.py's or test.py's options refuse (a --height that is not a multiple of 4, CUDA graphs in training)
+    used to print train.py's usage, naming --crop_size or --compile_mode; and a size that does not fit in memory was
+    the allocator's traceback."""
+    main = load_script('scripts/benchmark.py').main
+    for argv, message in (
+            (['--mode', 'train', '--height', '30'], 'error: --height 30 is not a multiple of 4'),
+            (['--mode', 'train', '--height', '32', '--compile', '--compile-mode', 'reduce-overhead'],
+             'error: --compile-mode reduce-overhead: CUDA graphs reuse their output memory')):
+        line = refused(capsys, main, '--one', '--ngf', '8', '--width', '32', '--repeats', '1', *argv)
+        assert line.startswith(message), line
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 288000000000 bytes.")
+    monkeypatch.setattr(torch, 'rand', no_memory)
+    line = refused(capsys, main, '--one', '--ngf', '8', '--batch', '100000', '--repeats', '1')
+    assert line == 'error: out of CPU memory at --batch 100000 --height 400 --width 600 (infer); try smaller ones'
+
