@@ -16,8 +16,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
-from util.images import save_image  # noqa: E402
-from util.util import command, writable_folder  # noqa: E402
+from util.images import find_images, save_image  # noqa: E402
+from util.util import UserError, command, writable_folder  # noqa: E402
 
 TRAIN_LOW = ('astronaut', 'immunohistochemistry', 'motorcycle_left')
 TRAIN_NORMAL = ('chelsea', 'motorcycle_right', 'colorwheel')
@@ -51,6 +51,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     folders = {name: os.path.join(args.out, name) for name in ('trainA', 'trainB', 'testA', 'testB')}
+    own = {'trainA': TRAIN_LOW, 'trainB': TRAIN_NORMAL, 'testA': TEST, 'testB': TEST}
+    for sub, folder in folders.items():  # demo images among a real data set's would train on both
+        others = sorted({os.path.basename(path) for path in find_images(folder, recursive=False)} -
+                        {name + '.png' for name in own[sub]}) if os.path.isdir(folder) else []
+        if others:
+            raise UserError('--out %s: %s holds other images (%s); choose a new or empty --out for the demo data'
+                            % (args.out, folder, ', '.join(others[:3]) + (', ...' if len(others) > 3 else '')))
     for folder in folders.values():
         writable_folder(folder, '--out %s' % args.out)
 

@@ -401,6 +401,20 @@ def test_sigterm_ends_a_command_as_ctrl_c_does_and_leaves_no_temporary_files(tmp
         assert signal.signal(stop, previous) is not_handled  # the command put back the handler it found
 
 
+def test_demo_data_never_mixes_into_a_real_data_set(tmp_path, capsys):
+    """make_demo_data.py --out ./dataset over a real data set used to add its demo images to trainA/trainB/test*,
+    which training would then use with the real ones; it is refused, naming an image; its own output is remade."""
+    main = load_script('scripts/make_demo_data.py').main
+    write_image(str(tmp_path / 'dataset' / 'trainB' / 'mine.jpg'))
+    line = refused(capsys, main, '--out', str(tmp_path / 'dataset'), '--max_side', '16')
+    assert line == 'error: --out %s: %s holds other images (mine.jpg); choose a new or empty --out for the demo data' \
+        % (tmp_path / 'dataset', tmp_path / 'dataset' / 'trainB')
+    assert [name for _, _, names in os.walk(tmp_path / 'dataset') for name in names] == ['mine.jpg']
+    for _ in range(2):  # a second run over its own output (make demo again)
+        main(['--out', str(tmp_path / 'demo'), '--max_side', '16'])
+    assert sorted(os.listdir(tmp_path / 'demo' / 'testA')) == ['coffee.png', 'rocket.png']
+
+
 def test_dataset_scripts_on_a_full_disk_leave_no_partial_image(tmp_path, monkeypatch, capsys):
     """make_demo_data.py and prepare_dataset.py --copy running out of space part-way through an image: one line
     naming the folder or file, and no half-written image that training would meet as a corrupt one; the same
