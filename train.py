@@ -176,6 +176,13 @@ def start(options, opt, model, run, images):
     validator = Validator(opt, model.save_dir) if opt.val_dataroot else None
     visualizer = Visualizer(opt, run.seen())
     warn_about_zero_learning_rate(opt, run.epoch)
+    if opt.overwrite and not opt.continue_train:  # stale sets would be served as this run's (--epoch best, 200)
+        earlier = checkpoints.remove_sets(model.save_dir)
+        if os.path.isfile(os.path.join(model.save_dir, 'best.json')):
+            os.remove(os.path.join(model.save_dir, 'best.json'))
+        if earlier:
+            print('note: --overwrite: removed the earlier run\'s checkpoints (%s) from %s'
+                  % (', '.join(earlier), model.save_dir), file=sys.stderr)
     options.save(opt, model.save_dir)
     print('The number of training images = %d (per process)' % images)
     print('logs: ' + '; '.join(visualizer.places()))

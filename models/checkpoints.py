@@ -21,6 +21,7 @@ import torch.nn as nn
 from util.util import UserError, atomic_write, read_json, write_temporary
 
 TEMPORARY = re.compile(r'^\..+\.tmp$')
+SET_FILE = re.compile(r'.+_(?:net_\w+\.pth|train_state\.pth|checkpoint\.json)')
 
 NORM_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
 OPTION_HINTS = {'G_A': '--netG, --ngf or --norm', 'G_B': '--netG, --ngf or --norm', 'Pre': '--ngf or --norm',
@@ -52,6 +53,16 @@ def available_labels(folder, names):
                  for p in glob.glob(os.path.join(glob.escape(folder), '*_net_%s.pth' % name))}
         labels = found if labels is None else labels & found
     return sorted(labels or [], key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
+
+
+def remove_sets(folder):
+    """Remove every checkpoint set in folder (an earlier run's, which --overwrite starts afresh over); returns their
+    labels."""
+    labels = available_labels(folder, ['G_A'])
+    for name in os.listdir(folder):
+        if SET_FILE.fullmatch(name):
+            os.remove(os.path.join(folder, name))
+    return labels
 
 
 def network_state(net):

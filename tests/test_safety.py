@@ -15,8 +15,8 @@ from PIL import Image
 import train as train_script
 from conftest import ROOT, build_model, train_options
 from enhancer import load_enhancer
-from helpers import (TINY, load_script, make_dataset_folders, make_pairs, one_line_error, run_script,
-                     save_tiny_checkpoint, train_argv, umask, write_image)
+from helpers import (TINY, load_script, make_dataset_folders, make_pairs, make_validation_set, one_line_error,
+                     run_script, save_tiny_checkpoint, train_argv, umask, write_image)
 from models import checkpoints
 from models.NeRCo_model import NeRCoModel
 from util import util
@@ -155,6 +155,26 @@ def test_a_run_folder_is_held_by_one_run_and_never_silently_overwritten(tmp_path
     assert (folder / 'latest_net_G_A.pth').read_bytes() == before
     assert train_script.main(train_argv(tmp_path, '--overwrite', '--seed', '8')) == 0
     assert (folder / 'latest_net_G_A.pth').read_bytes() != before
+
+
+def test_overwrite_leaves_no_checkpoint_of_the_earlier_run(tmp_path, capsys):
+    """--overwrite used to keep the earlier run's other checkpoint sets: its best_* (and best.json) and its epoch
+    sets, which test.py --epoch best / --epoch 2 then served as this run's. They are removed when the new run
+    starts, and a note names them; a refused --overwrite run removes nothing."""
+    make_dataset_folders(str(tmp_path / 'data'))
+    val = make_validation_set(str(tmp_path / 'val'), n=1, size=(40, 36))
+    assert train_script.main(train_argv(tmp_path, '--val_dataroot', val, '--save_epoch_freq', '1')) == 0
+    folder = tmp_path / 'saves' / 'run'
+    assert checkpoints.available_labels(str(folder), ['G_A']) == ['1', '2', 'best', 'latest']
+    with pytest.raises(SystemExit):  # refused after the folder is taken: nothing removed
+        train_script.main(train_argv(tmp_path, '--overwrite', '--val_dataroot', str(tmp_path / 'missing')))
+    assert checkpoints.available_labels(str(folder), ['G_A']) == ['1', '2', 'best', 'latest']
+    capsys.readouterr()
+    assert train_script.main(train_argv(tmp_path, '--overwrite', '--n_epochs_decay', '0')) == 0
+    assert "note: --overwrite: removed the earlier run's checkpoints (1, 2, best, latest) from %s" % folder in \
+        capsys.readouterr().err
+    assert checkpoints.available_labels(str(folder), ['G_A']) == ['latest']
+    assert not os.path.exists(folder / 'best.json') and not os.path.exists(folder / '2_train_state.pth')
 
 
 def test_a_refused_continue_train_leaves_the_options_as_they_were(tmp_path):
