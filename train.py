@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from data import create_dataset
 from metrics.evaluation import LOWER_IS_BETTER
-from models import checkpoints, create_model
+from models import checkpoints, create_model, networks
 from options.train_options import TrainOptions
 from training.run import RunFolder, StopRequest, check_disk_space, warn_about_zero_learning_rate
 from training.state import RunState, load_training_state, save_checkpoint
@@ -193,6 +193,8 @@ def train(options, opt):
     """The whole run; returns the exit status (130 when stopped by Ctrl-C or SIGTERM, after saving `latest`)."""
     choose_seed(opt)
     dataset = create_dataset(opt)
+    if 'crop' not in opt.preprocess:
+        dataset.dataset.check_uncropped_sizes(networks.SIDE_MULTIPLE[opt.netG])
     model = create_model(opt)
     model.setup(opt)
     main_process = distributed.is_main()

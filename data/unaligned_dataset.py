@@ -2,7 +2,6 @@
 import os
 import sys
 
-from models.networks import SIDE_MULTIPLE
 from util.images import load_rgb
 from util.util import UserError
 from .base_dataset import BaseDataset, get_transform, item_rng, loaded_size
@@ -26,15 +25,13 @@ class UnalignedDataset(BaseDataset):
         self.A_paths = make_dataset(self.dir_A, opt.max_dataset_size, 'the low-light training images')
         self.B_paths = make_dataset(self.dir_B, opt.max_dataset_size, 'the normal-light training images')
         self.transform = get_transform(opt)
-        if 'crop' not in opt.preprocess:
-            self.check_uncropped_sizes()
         self.unreadable = set()
 
-    def check_uncropped_sizes(self):
-        """Without cropping, the training images must all come out at one size, with sides multiples of what the
-        generators need (4 as they downsample twice, 128 or 256 for the U-Nets) and at least 8 (real_B is multiplied
-        by real_A's mask): refuse at the start, naming the sizes, rather than fail on some later step."""
-        multiple = SIDE_MULTIPLE[self.opt.netG]
+    def check_uncropped_sizes(self, multiple):
+        """Without cropping (train.py calls this), the training images must all come out at one size, with sides
+        multiples of what the generators need (multiple: 4 as they downsample twice, 128 or 256 for the U-Nets) and
+        at least 8 (real_B is multiplied by real_A's mask): refuse at the start, naming the sizes, rather than fail on
+        some later step."""
         sizes = {}
         for path in self.A_paths + self.B_paths:
             size = loaded_size(path, self.opt)
