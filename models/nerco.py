@@ -37,13 +37,17 @@ class Architecture:
         """The architecture among a run's recorded options ({flag: value} from train_opt.json, or as text from the
         official train_opt.txt, in source); flags it does not record keep their defaults."""
         chosen = cls().config()
+        # the JSON type, or the text of train_opt.txt; a float or bool for a number, or 1 for True, is not read
+        kinds = {bool: ('True or False', lambda v: v if type(v) is bool else {'True': True, 'False': False}[v]),
+                 int: ('a whole number', lambda v: v if type(v) is int else int(v) if type(v) is str else {}[v]),
+                 str: ('a name', str)}
         for field in dataclasses.fields(cls):
             value = values.get(field.name, chosen[field.name])
+            what, read = kinds[field.type]
             try:
-                chosen[field.name] = str(value) == 'True' if field.type is bool else field.type(value)
-            except (TypeError, ValueError):
-                raise UserError('%s: %s %s is not a %s' % (source, field.name, json.dumps(value),
-                                                          field.type.__name__)) from None
+                chosen[field.name] = read(value)
+            except (KeyError, TypeError, ValueError):
+                raise UserError('%s: %s %s is not %s' % (source, field.name, json.dumps(value), what)) from None
         return cls.from_config(chosen, source)
 
     @classmethod

@@ -111,6 +111,30 @@ def test_enhance_py_keeps_what_it_did_not_write_and_reads_its_arguments_as_meant
                                                                                                   'train_opt.json'))
 
 
+@pytest.mark.parametrize('edit, message', [({'ngf': 8.5}, 'ngf 8.5 is not a whole number'),
+                                           ({'ngf': True}, 'ngf true is not a whole number'),
+                                           ({'no_dropout': 1}, 'no_dropout 1 is not True or False'),
+                                           ({'no_dropout': 'yes'}, 'no_dropout "yes" is not True or False'),
+                                           ({'ngf': '8'}, None)])  # train_opt.txt's text: read
+def test_a_hand_edited_train_opt_json_is_read_strictly(tmp_path, edit, message):
+    """A run's recorded architecture (load_enhancer, enhance.py): ngf 8.5 was read as 8 and no_dropout 1 as True,
+    without a word; the values the JSON types or train_opt.txt's text give are read, others named."""
+    import json
+    from enhancer import load_enhancer
+    folder = save_tiny_checkpoint(tmp_path)
+    path = os.path.join(folder, 'train_opt.json')
+    with open(path) as f:
+        values = json.load(f)
+    with open(path, 'w') as f:
+        json.dump(dict(values, **edit), f)
+    if message is None:
+        load_enhancer(folder)
+        return
+    with pytest.raises(UserError) as error:
+        load_enhancer(folder)
+    assert str(error.value) == '%s: %s' % (path, message)
+
+
 def test_evaluate_names_a_folder_it_could_not_score_and_keeps_pages_it_did_not_write(tmp_path, capsys):
     (tmp_path / 'broken').mkdir()
     (tmp_path / 'broken' / 'only.png').write_bytes(b'not a png')
