@@ -132,7 +132,7 @@ class Photos:
             progress((index, len(paths)), desc='%s, %dx%d' % (os.path.basename(path), photo.shape[1], photo.shape[0]),
                      unit='photos done')
             enhanced = self.enhance_one(photo, tile, precision)
-            stem = name = os.path.splitext(os.path.basename(path))[0]
+            stem = name = os.path.splitext(os.path.basename(path))[0].lstrip('.') or 'photo'  # not a hidden file
             number = 1
             while name in taken:  # a.png and a.jpg, or two a.png from different folders
                 number += 1

@@ -103,6 +103,10 @@ def test_every_upload_gets_its_own_output_and_a_before_image_browsers_show(serve
         assert np.array_equal(np.asarray(Image.open(output)), enhance(np.asarray(Image.open(path)))), path
     assert [item['caption'] for item in gallery] == ['odd.png', 'odd.jpg', 'odd.tif']
     assert pair[0].endswith('.png') and np.array_equal(np.asarray(Image.open(pair[0])), odd)
+    shutil.copy(photos / 'odd.png', tmp_path / '.odd.png')  # a hidden file's output is not hidden
+    *_, files = client.predict([gradio_client.handle_file(str(tmp_path / '.odd.png'))], 'auto', 'none',
+                               api_name='/enhance')
+    assert [os.path.basename(f) for f in files] == ['odd_enhanced.png']
     pairs = [('a_input.png', 'a_enhanced.png'), ('b_input.png', 'b_enhanced.png')]
     assert app_script.compare(pairs, types.SimpleNamespace(index=1)) == pairs[1]
     assert app_script.compare(pairs[:1], types.SimpleNamespace(index=1)) == app_script.gr.skip()
