@@ -107,6 +107,15 @@ def test_image_modes_become_rgb(tmp_path, mode):
         assert np.asarray(image).max() > 200
 
 
+def test_floating_point_images_in_0_1_are_scaled_not_made_black(tmp_path):
+    """A 32-bit float TIFF with values in [0, 1] (the convention of float images) came in as 0s and 1s of 255."""
+    from util.images import load_rgb
+    values = np.random.default_rng(0).random((7, 9)).astype(np.float32)
+    Image.fromarray(values).save(tmp_path / 'float.tif')
+    image = np.asarray(load_rgb(str(tmp_path / 'float.tif')))
+    assert image.shape == (7, 9, 3) and np.array_equal(image[..., 0], np.round(values * 255).astype(np.uint8))
+
+
 def test_exif_orientation_is_applied(tmp_path):
     path = str(tmp_path / 'rotated.jpg')
     exif = Image.Exif()

@@ -78,11 +78,13 @@ def load_rgb(path):
 
 
 def as_rgb(img):
-    """A PIL image as 8-bit RGB: grayscale, palette, RGBA, CMYK and 16-bit images converted (alpha is dropped,
-    16-bit values are scaled to 8 bits, where PIL's own conversion would clip them to white)."""
+    """A PIL image as 8-bit RGB: grayscale, palette, RGBA, CMYK, 16-bit and floating-point images converted (alpha
+    is dropped, 16-bit values are scaled to 8 bits, where PIL's own conversion would clip them to white, and floats
+    in [0, 1] are scaled by 255, where it would make them black)."""
     if img.mode in ('I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F'):
         array = np.asarray(img, dtype=np.float64)
-        scale = 65535.0 if array.max() > 255 or img.mode.startswith('I;16') else 255.0
+        scale = (1.0 if img.mode == 'F' and array.max() <= 1 else
+                 65535.0 if array.max() > 255 or img.mode.startswith('I;16') else 255.0)
         img = Image.fromarray(np.clip(np.round(array / scale * 255.0), 0, 255).astype(np.uint8))
     return img.convert('RGB')
 
