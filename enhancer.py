@@ -2,15 +2,12 @@
 enhancer, a function from a low-light image to its enhanced version (the inference path Pre -> H -> G_A, as test.py
 runs it)."""
 import os
-import re
 
 from models import checkpoints, execution, inference
 from models.nerco import Architecture, NeRCoInference
 from options.recorded import record_path, recorded_options
 from util.runtime import named_device
 from util.util import UserError
-
-CHECKPOINT_FILE = re.compile(r'(.+)_net_(?:G_A|Pre|H|G_B|D_A|D_B|D_A_edge|D_B_edge)\.pth')
 
 
 def load_enhancer(path, epoch='latest', device='cpu', hint=inference.HINT, architecture=None, **settings):
@@ -24,7 +21,7 @@ def load_enhancer(path, epoch='latest', device='cpu', hint=inference.HINT, archi
     settings = execution.Settings(**settings)
     if not os.path.exists(path):
         raise UserError('%s: no such file or folder (a checkpoint folder, a Hub folder or an .onnx file)' % path)
-    checkpoint = CHECKPOINT_FILE.fullmatch(os.path.basename(path))
+    checkpoint = checkpoints.NETWORK_FILE.fullmatch(os.path.basename(path))
     single = 'an ONNX file' if os.path.isfile(path) else 'a Hub folder' if os.path.isfile(
         os.path.join(path, 'config.json')) else None
     if single and not checkpoint and str(epoch) != 'latest':

@@ -21,7 +21,10 @@ import torch.nn as nn
 from util.util import UserError, atomic_write, read_json, write_temporary
 
 TEMPORARY = re.compile(r'^\..+\.tmp$')
-SET_FILE = re.compile(r'.+_(?:net_\w+\.pth|train_state\.pth|checkpoint\.json)')
+# the files of a checkpoint set: <label>_net_<network>.pth of the eight networks, <label>_train_state.pth and the
+# manifest <label>_checkpoint.json
+NETWORK_FILE = re.compile(r'(.+)_net_(?:G_A|Pre|H|G_B|D_A|D_B|D_A_edge|D_B_edge)\.pth')
+SET_FILE = re.compile(r'%s|.+_(?:train_state\.pth|checkpoint\.json)' % NETWORK_FILE.pattern)
 
 NORM_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
 OPTION_HINTS = {'G_A': '--netG, --ngf or --norm', 'G_B': '--netG, --ngf or --norm', 'Pre': '--ngf or --norm',

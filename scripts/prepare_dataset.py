@@ -98,12 +98,12 @@ def prepare(root, out, layout, copy=False):
             raise UserError('--%s %s: %s and %s would both become %s (two low/high folders with the same name); '
                             'rename one of them' % (layout, root, sources[destination], source, destination))
         sources[destination] = source
-    for done, (source, destination) in enumerate(plan):
+    for index, (source, destination) in enumerate(plan):
         try:
             os.makedirs(os.path.dirname(destination), exist_ok=True)
             (shutil.copy2 if copy else os.symlink)(source, destination)
         except OSError as exc:  # what was written is removed (a partial copy would read as a corrupt image), so
-            for _, written in plan[:done + 1]:  # that the same command works again once there is room
+            for _, written in plan[:index + 1]:  # that the same command works again once there is room
                 if os.path.lexists(written):
                     os.remove(written)
             raise UserError('--out %s: cannot write %s (%s); no file of it is left in --out' % (

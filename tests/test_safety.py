@@ -170,11 +170,13 @@ def test_overwrite_leaves_no_checkpoint_of_the_earlier_run(tmp_path, capsys):
         train_script.main(train_argv(tmp_path, '--overwrite', '--val_dataroot', str(tmp_path / 'missing')))
     assert checkpoints.available_labels(str(folder), ['G_A']) == ['1', '2', 'best', 'latest']
     capsys.readouterr()
+    (folder / 'my_net_backup.pth').write_bytes(b'mine')  # not a checkpoint set's file: kept
     assert train_script.main(train_argv(tmp_path, '--overwrite', '--n_epochs_decay', '0')) == 0
     assert "note: --overwrite: removed the earlier run's checkpoints (1, 2, best, latest) from %s" % folder in \
         capsys.readouterr().err
     assert checkpoints.available_labels(str(folder), ['G_A']) == ['latest']
     assert not os.path.exists(folder / 'best.json') and not os.path.exists(folder / '2_train_state.pth')
+    assert (folder / 'my_net_backup.pth').read_bytes() == b'mine'
 
 
 def test_a_refused_continue_train_leaves_the_options_as_they_were(tmp_path):
